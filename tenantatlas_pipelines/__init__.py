@@ -1,0 +1,1 @@
+"""TenantAtlas inventory pipelines: per-tenant Intune inventory on Dagster and PostgreSQL."""

@@ -1,0 +1,251 @@
+"""The `tenantatlas` command: store administration, the emulator, and (via cli_dagster) the pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from functools import wraps
+from typing import Any
+
+import click
+
+from .errors import ErrorCode, TenantAtlasError
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn TenantAtlasError into one line on stderr with its stable code, exit status 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TenantAtlasError as exc:
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _db():
+    from .db import Database
+
+    return Database.from_env()
+
+
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """A plain aligned text table (no dependency, readable in any terminal and CI log)."""
+    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@click.group()
+def cli() -> None:
+    """TenantAtlas inventory pipelines."""
+
+
+# --- db ---------------------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """The PostgreSQL store (embedded unless TENANTATLAS_DATABASE_URL is set)."""
+
+
+@db.command("migrate")
+@handle_errors
+def db_migrate() -> None:
+    """Apply pending schema migrations from sql/."""
+    from .db import Database, redact_url
+
+    database = Database.from_env(migrate=False)
+    applied = database.migrate()
+    click.echo(f"database {redact_url(database.url)}: "
+               + (f"applied {', '.join(applied)}" if applied else "schema up to date"))
+
+
+@db.command("url")
+@handle_errors
+def db_url() -> None:
+    """Print the database URL (password redacted)."""
+    from .db import redact_url
+
+    click.echo(redact_url(_db().url))
+
+
+@db.command("stop")
+@handle_errors
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server of TENANTATLAS_HOME."""
+    from .config import home_dir
+    from .db.embedded import stop_server
+
+    click.echo("stopped" if stop_server(home_dir()) else "not running")
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def status(as_json: bool) -> None:
+    """Migrate, then print the store's state: tenants, selections, items and latest runs."""
+    from .db import redact_url
+    from .store.status import store_status
+
+    database = _db()
+    with database.connect() as conn:
+        state = store_status(conn)
+    if as_json:
+        click.echo(json.dumps({"database": redact_url(database.url), **state}, default=str, indent=2))
+        return
+    click.echo(f"database: {redact_url(database.url)}")
+    click.echo(f"migrations: {', '.join(state['migrations'])}")
+    click.echo(f"selections: {', '.join(s['name'] for s in state['selections'])}")
+    click.echo(f"tenants: {len(state['tenants'])}, inventory items: {state['items']}, "
+               f"sync runs: {state['runs']}")
+    if state["latest_runs"]:
+        print_table([(r["tenant_key"], r["selection_name"], r["id"], r["status"], r["items_observed"],
+                      ",".join(r["error_codes"]), r["finished_at"]) for r in state["latest_runs"]],
+                    ["tenant", "selection", "run", "status", "observed", "errors", "finished"])
+
+
+# --- tenants ----------------------------------------------------------------------------------------
+@cli.group()
+def tenants() -> None:
+    """The tenant registry."""
+
+
+@tenants.command("add")
+@click.option("--tenant-id", required=True, help="The Entra tenant GUID.")
+@click.option("--key", required=True, help="Short key used in partitions and the CLI, e.g. contoso.")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--disabled", is_flag=True, help="Register without scheduling it.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def tenants_add(tenant_id: str, key: str, name: str, disabled: bool, as_json: bool) -> None:
+    """Register (or update) a tenant."""
+    from .store.tenants import add_tenant
+
+    with _db().connect() as conn:
+        tenant = add_tenant(conn, tenant_id, key, name, enabled=not disabled)
+    click.echo(json.dumps(asdict(tenant)) if as_json else f"tenant {tenant.key} ({tenant.tenant_id}) saved")
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def tenants_list(as_json: bool) -> None:
+    """List registered tenants."""
+    from .store.tenants import list_tenants
+
+    with _db().connect() as conn:
+        rows = list_tenants(conn)
+    if as_json:
+        click.echo(json.dumps([asdict(t) for t in rows], indent=2))
+    else:
+        print_table([(t.key, t.tenant_id, t.name, "yes" if t.enabled else "no") for t in rows],
+                    ["key", "tenant_id", "name", "enabled"])
+
+
+def _set_enabled(key: str, enabled: bool) -> None:
+    from .store.tenants import set_enabled
+
+    with _db().connect() as conn:
+        tenant = set_enabled(conn, key, enabled)
+    click.echo(f"tenant {tenant.key} {'enabled' if enabled else 'disabled'}")
+
+
+@tenants.command("disable")
+@click.argument("key")
+@handle_errors
+def tenants_disable(key: str) -> None:
+    """Stop scheduling a tenant (its inventory is kept)."""
+    _set_enabled(key, False)
+
+
+@tenants.command("enable")
+@click.argument("key")
+@handle_errors
+def tenants_enable(key: str) -> None:
+    """Schedule a tenant again."""
+    _set_enabled(key, True)
+
+
+# --- selections -------------------------------------------------------------------------------------
+@cli.group()
+def selections() -> None:
+    """Named selections of policy types."""
+
+
+@selections.command("add")
+@click.argument("name")
+@click.option("--policy-types", required=True, help="Comma-separated policy-type keys.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def selections_add(name: str, policy_types: str, as_json: bool) -> None:
+    """Create or redefine a named selection."""
+    from .store.selections import add_selection
+
+    types = [t.strip() for t in policy_types.split(",") if t.strip()]
+    with _db().connect() as conn:
+        sel = add_selection(conn, name, types)
+    if as_json:
+        click.echo(json.dumps(asdict(sel)))
+    else:
+        click.echo(f"selection {sel.name}: {len(sel.policy_types)} types, hash {sel.selection_hash}")
+
+
+@selections.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def selections_list(as_json: bool) -> None:
+    """List named selections with their hashes."""
+    from .store.selections import list_selections
+
+    with _db().connect() as conn:
+        rows = list_selections(conn)
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in rows], indent=2))
+    else:
+        print_table([(s.name, s.selection_hash[:12], ",".join(s.policy_types)) for s in rows],
+                    ["name", "hash", "policy_types"])
+
+
+@cli.command("policy-types")
+def policy_types() -> None:
+    """List the policy types the registry knows."""
+    from .policy_types import REGISTRY
+
+    print_table([(t.key, t.api_version, t.path, t.name_field, t.note) for t in REGISTRY.values()],
+                ["key", "api", "path", "name field", "note"])
+
+
+def _register_optional() -> None:
+    """Commands from modules that may not be importable in a trimmed install stay optional."""
+    for module, names in (("cli_emulator", ("emulator",)), ("cli_dagster", ("demo", "dev", "sync", "missing"))):
+        try:
+            mod = __import__(f"{__package__}.{module}", fromlist=list(names))
+        except ImportError as exc:
+            if module not in str(exc):
+                raise
+            continue
+        for name in names:
+            command = getattr(mod, name, None)
+            if isinstance(command, click.Command):
+                cli.add_command(command, name)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except TenantAtlasError as exc:  # commands not wrapped by handle_errors
+        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        sys.exit(2)
+
+
+__all__ = ["ErrorCode", "cli", "handle_errors", "main", "print_table"]

@@ -1,0 +1,114 @@
+"""Reaching PostgreSQL: an external server by URL, or the embedded one under TENANTATLAS_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from ..config import database_url_from_env, home_dir
+from ..errors import ErrorCode, TenantAtlasError
+
+DATABASE_NAME = "tenantatlas"
+DAGSTER_DATABASE_NAME = "dagster"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@dataclass
+class Database:
+    """One PostgreSQL database the pipeline uses; cheap to build, connects per unit of work."""
+
+    url: str
+    _migrated: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_env(cls, *, migrate: bool = True) -> Database:
+        """TENANTATLAS_DATABASE_URL when set, else the embedded server (started on demand)."""
+        url = database_url_from_env()
+        if url is None:
+            url = embedded_url(home_dir())
+        db = cls(url)
+        if migrate:
+            db.migrate()
+        return db
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
+        """A new connection; connection failures become DATABASE_UNAVAILABLE with a redacted URL."""
+        try:
+            return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise TenantAtlasError(
+                ErrorCode.DATABASE_UNAVAILABLE,
+                f"cannot connect to PostgreSQL at {redact_url(self.url)}: {_first_line(exc)}",
+            ) from None
+
+    @contextmanager
+    def session(self) -> Iterator[psycopg.Connection]:
+        """A connection that commits on success and rolls back on error."""
+        with self.connect() as conn:
+            yield conn
+
+    def migrate(self) -> list[str]:
+        from .migrate import apply_migrations
+
+        from ..store.selections import seed_default_selections
+
+        applied = apply_migrations(self)
+        with self.connect() as conn:
+            seed_default_selections(conn)
+        self._migrated = True
+        return applied
+
+    def dagster_storage_url(self) -> str:
+        """A sibling database for Dagster's own run/event storage, created when missing."""
+        ensure_database(self.url, DAGSTER_DATABASE_NAME)
+        return with_database(self.url, DAGSTER_DATABASE_NAME)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def ensure_database(server_url: str, name: str) -> None:
+    """CREATE DATABASE `name` on the server of `server_url` unless it exists (race-safe)."""
+    admin_url = with_database(server_url, "postgres")
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                    pass
+    except psycopg.OperationalError as exc:
+        raise TenantAtlasError(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            f"cannot connect to PostgreSQL at {redact_url(admin_url)}: {_first_line(exc)}",
+        ) from None
+
+
+def embedded_url(home: Path, database: str = DATABASE_NAME) -> str:
+    """Start the embedded server under `home` if needed and return the URL of `database` on it."""
+    from .embedded import ensure_server
+
+    server = ensure_server(home)
+    ensure_database(server.url(), database)
+    return server.url(database)

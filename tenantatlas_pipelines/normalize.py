@@ -1,0 +1,141 @@
+"""Raw Graph items -> inventory records: identity, name, and whitelisted metadata only.
+
+List payloads carry secrets (OMA-URI values, pre-shared keys) and large blobs (app icons), so nothing
+leaves this module that the type's whitelist does not name. Normalisation never raises for bad data: a
+bad item becomes a counted `ItemRejected`, an odd value a dropped key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import ErrorCode
+from .policy_types import Kind, MetaField, PolicyType
+
+MAX_NAME_CHARS = 1024
+MAX_TEXT_CHARS = 256
+MAX_LIST_ITEMS = 100
+MAX_ID_CHARS = 512
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+@dataclass(frozen=True)
+class InventoryRecord:
+    """One observed object, ready to upsert."""
+
+    external_id: str
+    display_name: str | None
+    meta: dict[str, Any]
+    meta_keys_dropped: int
+
+
+@dataclass(frozen=True)
+class ItemRejected:
+    """An item that cannot be stored (no id, not an object); counted, never fatal."""
+
+    code: ErrorCode
+    reason: str
+
+
+@dataclass(frozen=True)
+class ItemFiltered:
+    """An item Graph lists that is not the tenant's own configuration (client-side filter)."""
+
+
+Normalized = InventoryRecord | ItemRejected | ItemFiltered
+
+
+def clean_text(value: str, limit: int) -> str:
+    """PostgreSQL text cannot hold NUL; very long strings are cut so one item cannot bloat a row."""
+    value = value.replace("\x00", "")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _lookup(item: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = item
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _timestamp(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    text = _FRACTION.sub(r"\1", value.strip().replace("\x00", ""))
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        text = str(value).replace("\x00", "")
+        return text if len(text) <= MAX_TEXT_CHARS else None
+    return None
+
+
+def _text_list(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS:
+        return None
+    out = [_scalar_text(v) for v in value]
+    if any(v is None for v in out):
+        return None
+    return [v for v in out if v is not None]
+
+
+def normalize_value(field: MetaField, value: Any) -> Any:
+    """The value in the normalised vocabulary's shape, or None when it does not fit (dropped)."""
+    if field.kind is Kind.TIMESTAMP:
+        return _timestamp(value)
+    if field.kind is Kind.BOOL:
+        return value if isinstance(value, bool) else None
+    if field.kind is Kind.TEXT_LIST:
+        return _text_list(value)
+    return _scalar_text(value)
+
+
+def normalize_item(policy_type: PolicyType, item: Any) -> Normalized:
+    """Turn one raw Graph item into a record, a rejection or a filtered marker."""
+    if not isinstance(item, Mapping):
+        return ItemRejected(ErrorCode.ITEM_INVALID, f"item is a {type(item).__name__}, not a JSON object")
+    raw_id = item.get("id")
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    if not isinstance(raw_id, str) or not raw_id.replace("\x00", "").strip():
+        return ItemRejected(ErrorCode.ITEM_WITHOUT_ID, "item has no usable 'id'")
+    external_id = raw_id.replace("\x00", "").strip()
+    if len(external_id) > MAX_ID_CHARS:
+        return ItemRejected(ErrorCode.ITEM_INVALID, f"item id longer than {MAX_ID_CHARS} characters")
+    if policy_type.keep is not None and not policy_type.keep(item):
+        return ItemFiltered()
+
+    name = item.get(policy_type.name_field)
+    display_name = clean_text(name, MAX_NAME_CHARS) if isinstance(name, str) else None
+
+    meta: dict[str, Any] = {}
+    rejected_values = 0
+    for field in policy_type.whitelist:
+        raw = _lookup(item, field.source)
+        if raw is None:
+            continue
+        value = normalize_value(field, raw)
+        if value is None:
+            rejected_values += 1
+        else:
+            meta[field.key] = value
+    unknown = sum(1 for key in item if key not in policy_type.source_keys)
+    return InventoryRecord(external_id, display_name, meta, unknown + rejected_values)

@@ -1,0 +1,71 @@
+"""Database fixtures: the real PostgreSQL (TENANTATLAS_DATABASE_URL, else the embedded server).
+
+Each xdist worker gets its own database on the server, migrated once; the `db` fixture empties every
+table before a test, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tenantatlas_pipelines.config import PROJECT_ROOT, database_url_from_env
+from tenantatlas_pipelines.db import Database, embedded_url, ensure_database, with_database
+
+
+def _server_url() -> str:
+    url = database_url_from_env()
+    if url:
+        return url
+    home = PROJECT_ROOT / ".tenantatlas"
+    home.mkdir(exist_ok=True)
+    return embedded_url(home, "postgres")
+
+
+@pytest.fixture(scope="session")
+def database_server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def _test_database(database_server_url: str) -> Database:
+    name = f"tenantatlas_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    with psycopg.connect(with_database(database_server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    ensure_database(database_server_url, name)
+    db = Database(with_database(database_server_url, name))
+    db.migrate()
+    return db
+
+
+def empty_database(db: Database) -> None:
+    """Truncate every table but the migration record, then re-seed the default selections."""
+    from tenantatlas_pipelines.store.selections import seed_default_selections
+
+    with db.connect() as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )]
+        if tables:
+            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+        conn.commit()
+        seed_default_selections(conn)
+
+
+@pytest.fixture
+def db(_test_database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """An empty, migrated test database; TENANTATLAS_DATABASE_URL points at it for code under test."""
+    empty_database(_test_database)
+    monkeypatch.setenv("TENANTATLAS_DATABASE_URL", _test_database.url)
+    yield _test_database
+
+
+@pytest.fixture
+def conn(db: Database) -> Iterator[psycopg.Connection]:
+    with db.connect() as connection:
+        yield connection

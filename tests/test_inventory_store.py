@@ -1,0 +1,147 @@
+"""T020 and the ledger: upserts never duplicate, last_seen moves forward, runs are recorded whole.
+
+Driven through the real engine and PostgreSQL with in-memory pages standing where Graph stands.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from tenantatlas_pipelines.db import Database
+from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
+from tenantatlas_pipelines.store import sync_runs
+from tenantatlas_pipelines.store.inventory import list_items
+from tenantatlas_pipelines.store.scope import tenant_scope
+from tenantatlas_pipelines.store.selections import add_selection
+from tenantatlas_pipelines.store.tenants import add_tenant
+from tenantatlas_pipelines.sync import run_sync
+from tests.support import TENANT_A, MemoryGraph, item, pages_of
+
+
+@pytest.fixture
+def tenant(conn: psycopg.Connection) -> str:
+    add_tenant(conn, TENANT_A, "contoso", "Contoso")
+    add_selection(conn, "dc", ["deviceConfiguration"])
+    add_selection(conn, "dc-apps", ["deviceConfiguration", "mobileApp"])
+    return TENANT_A
+
+
+def _rows(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT policy_type, external_id, display_name, first_seen_at, last_seen_at, last_seen_sync_run_id "
+        "FROM inventory_items ORDER BY 1, 2").fetchall()
+
+
+def test_upsert_creates_no_duplicates_and_updates_last_seen(db: Database, conn, tenant: str) -> None:
+    items = [item(f"id-{i}") for i in range(5)]
+    # Graph returns id-1 twice in one run, on two different pages, and id-2 twice on one page.
+    pages = [[items[0], items[1]], [items[1], items[2], items[2]], [items[3], items[4]]]
+    first = run_sync(db, MemoryGraph({"deviceConfiguration": pages}), "contoso", "dc")
+    assert first.status == "succeeded" and not first.had_errors
+    assert (first.observed, first.new, first.changed) == (5, 5, 0)
+    before = _rows(conn)
+    assert len(before) == 5 and len({r[1] for r in before}) == 5
+
+    items[3]["displayName"] = "renamed"
+    second = run_sync(db, MemoryGraph({"deviceConfiguration": pages_of(items)}), "contoso", "dc")
+    assert (second.observed, second.new, second.changed) == (5, 0, 1)
+    after = _rows(conn)
+    assert len(after) == 5
+    for old, new in zip(before, after, strict=True):
+        assert new[3] == old[3], "first_seen_at never moves"
+        assert new[4] > old[4], "last_seen_at moves forward"
+        assert new[5] == second.sync_run_id
+    assert [r[2] for r in after if r[1] == "id-3"] == ["renamed"]
+
+
+def test_last_seen_never_moves_backwards(db: Database, conn, tenant: str) -> None:
+    run_sync(db, MemoryGraph({"deviceConfiguration": [[item("a")]]}), "contoso", "dc")
+    scope = tenant_scope(conn, tenant)
+    newest = list_items(scope)[0].last_seen_at
+    # An older observation (e.g. a slow run of another selection) must not pull last_seen back.
+    conn.execute("UPDATE inventory_items SET last_seen_at = last_seen_at + interval '1 hour'")
+    conn.commit()
+    run_sync(db, MemoryGraph({"deviceConfiguration": [[item("a", "older name")]]}), "contoso", "dc")
+    row = list_items(scope)[0]
+    assert row.last_seen_at > newest and row.display_name == "Policy a"
+
+
+def test_concurrent_runs_of_two_selections_write_one_row_per_item(db: Database, conn, tenant: str) -> None:
+    items = [item(f"shared-{i}") for i in range(300)]
+    graph = MemoryGraph({"deviceConfiguration": pages_of(items, 50), "mobileApp": [[item("app")]]})
+    results, errors = [], []
+
+    def go(selection: str) -> None:
+        try:
+            results.append(run_sync(db, graph, "contoso", selection))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in ("dc", "dc-apps")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and {r.status for r in results} == {"succeeded"}
+    count, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT (policy_type, external_id)) FROM inventory_items").fetchone()
+    assert count == distinct == 301
+
+
+def test_bad_items_are_counted_not_stored_and_do_not_fail_the_run(db: Database, conn, tenant: str) -> None:
+    page = [item("good"), {"displayName": "no id"}, "not an object", {"id": "x\x00y", "displayName": "n\x00ul"}]
+    result = run_sync(db, MemoryGraph({"deviceConfiguration": [page]}), "contoso", "dc")
+    assert result.status == "succeeded"
+    assert result.had_errors, "a run with rejected items has errors (missing confidence drops to low)"
+    assert result.errors == 2 and result.observed == 2
+    assert set(result.error_codes) == {"item_without_id", "item_invalid"}
+    assert {r[1] for r in _rows(conn)} == {"good", "xy"}
+
+
+def test_ledger_records_per_type_outcomes(db: Database, conn, tenant: str) -> None:
+    graph = MemoryGraph(
+        {"deviceConfiguration": [[item("a"), item("b")]], "mobileApp": [[item("m")]]},
+        failures={"mobileApp": ErrorCode.GRAPH_FORBIDDEN},
+    )
+    result = run_sync(db, graph, "contoso", "dc-apps", dagster_run_id="dagster-123")
+    assert result.status == "partial" and result.had_errors
+    assert result.error_codes == ("graph_forbidden",)
+    run = sync_runs.get_run(tenant_scope(conn, tenant), result.sync_run_id)
+    assert run is not None and run.finished_at is not None and run.dagster_run_id == "dagster-123"
+    by_type = {t.policy_type: t for t in run.types}
+    assert by_type["deviceConfiguration"].status == "succeeded"
+    assert by_type["deviceConfiguration"].items_observed == 2
+    assert by_type["mobileApp"].status == "failed" and by_type["mobileApp"].error_code == "graph_forbidden"
+    # Items read before the failure are kept: observations are facts, whatever happened later.
+    assert by_type["mobileApp"].items_observed == 1
+    assert run.items_observed == 3
+
+
+def test_auth_failure_fails_every_type(db: Database, conn, tenant: str) -> None:
+    graph = MemoryGraph({"deviceConfiguration": [[item("a")]]}, auth_failure=ErrorCode.AUTH_APP_NOT_CONSENTED)
+    result = run_sync(db, graph, "contoso", "dc-apps")
+    assert result.status == "failed" and result.error_codes == ("auth_app_not_consented",)
+    assert {t.status for t in result.types} == {"failed"}
+    assert _rows(conn) == []
+
+
+def test_unexpected_exception_is_recorded_as_internal_error(db: Database, conn, tenant: str) -> None:
+    class Exploding(MemoryGraph):
+        def iter_pages(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    result = run_sync(db, Exploding(), "contoso", "dc")
+    assert result.status == "failed" and result.error_codes == ("internal_error",)
+
+
+def test_unknown_tenant_and_selection_fail_clearly_and_write_nothing(db: Database, conn, tenant: str) -> None:
+    with pytest.raises(TenantAtlasError) as info:
+        run_sync(db, MemoryGraph(), "nobody", "dc")
+    assert info.value.code == ErrorCode.UNKNOWN_TENANT and "contoso" in info.value.message
+    with pytest.raises(TenantAtlasError) as info:
+        run_sync(db, MemoryGraph(), "contoso", "nope")
+    assert info.value.code == ErrorCode.UNKNOWN_SELECTION and "all" in info.value.message
+    assert conn.execute("SELECT count(*) FROM inventory_sync_runs").fetchone() == (0,)

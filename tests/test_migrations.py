@@ -1,0 +1,34 @@
+"""Migrations: ordered, recorded, idempotent, and safe when several processes start at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+from psycopg import sql
+
+from tenantatlas_pipelines.config import PROJECT_ROOT
+from tenantatlas_pipelines.db import Database, ensure_database, with_database
+from tenantatlas_pipelines.db.migrate import migration_files
+
+
+def test_concurrent_first_start_applies_each_migration_once(database_server_url: str) -> None:
+    name = "tenantatlas_test_migrate_race"
+    with psycopg.connect(with_database(database_server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    ensure_database(database_server_url, name)
+    url = with_database(database_server_url, name)
+    code = "import sys; from tenantatlas_pipelines.db import Database; print(Database(sys.argv[1]).migrate())"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    names = [f.name for f in migration_files()]
+    applied_now = [eval(o.strip()) for o in outputs]  # each prints the list it applied
+    assert sorted(n for batch in applied_now for n in batch) == sorted(names), "each applied exactly once"
+    assert Database(url).migrate() == []
+    with psycopg.connect(url) as conn:
+        recorded = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+        assert recorded == names
+        assert conn.execute("SELECT count(*) FROM selections WHERE name = 'all'").fetchone() == (1,)
