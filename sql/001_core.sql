@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS inventory_items (
     last_seen_at          timestamptz NOT NULL,
     last_changed_at       timestamptz NOT NULL,
     last_seen_sync_run_id bigint NOT NULL REFERENCES inventory_sync_runs (id),
+    prev_seen_sync_run_id bigint,
     PRIMARY KEY (tenant_id, policy_type, external_id),
     CHECK (last_seen_at >= first_seen_at)
 );

@@ -171,12 +171,18 @@ def _observe_and_finalize(db: Database, graph: GraphClient, scope: TenantScope, 
         scope.conn.rollback()
         sync_runs.finalize_run(scope, run_id, status=status, error_codes=sorted(set(codes)),
                                error_message=message)
-    except psycopg.Error:
+    except psycopg.OperationalError:
         # The database is unreachable: the row stays 'running' and the next run of this pair marks it
         # failed with run_abandoned. Nothing half-written is visible: pages commit whole.
         raise TenantAtlasError(
             ErrorCode.DATABASE_UNAVAILABLE,
             f"sync run {run_id} could not be finalised: the database is unavailable",
+        ) from None
+    except psycopg.Error as exc:
+        log.exception("sync run %s could not be finalised", run_id)
+        raise TenantAtlasError(
+            ErrorCode.DATABASE_ERROR,
+            f"sync run {run_id} could not be finalised: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
         ) from None
     log.info("sync run %s finished: %s %s", run_id, status, sorted(set(codes)) or "")
 
@@ -205,7 +211,6 @@ def _sync_type(db: Database, graph: GraphClient, tenant_id: str, run_id: int, ke
 
     policy_type = get_policy_type(key)
     stats = RequestStats()
-    seen: set[str] = set()
     item_codes: set[str] = set()
     with GLOBAL_TYPE_SLOTS, db.connect() as conn:
         scope = tenant_scope(conn, tenant_id)
@@ -214,7 +219,7 @@ def _sync_type(db: Database, graph: GraphClient, tenant_id: str, run_id: int, ke
         try:
             for page in graph.iter_pages(tenant_id, key, stats=stats):
                 _store_page(scope, run_id, policy_type.key, [normalize_item(policy_type, i) for i in page.items],
-                            seen, item_codes)
+                            item_codes)
         except TenantAtlasError as exc:
             if exc.code in (ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.DATABASE_ERROR):
                 raise
@@ -225,7 +230,7 @@ def _sync_type(db: Database, graph: GraphClient, tenant_id: str, run_id: int, ke
     return TypeResult(key, status, code, tuple(sorted(item_codes)))
 
 
-def _store_page(scope: TenantScope, run_id: int, policy_type: str, normalized: list[Any], seen: set[str],
+def _store_page(scope: TenantScope, run_id: int, policy_type: str, normalized: list[Any],
                 item_codes: set[str]) -> None:
     records: list[InventoryRecord] = []
     errors = filtered = dropped = 0
@@ -238,10 +243,8 @@ def _store_page(scope: TenantScope, run_id: int, policy_type: str, normalized: l
             item_codes.add(str(n.code))
         elif isinstance(n, ItemFiltered):
             filtered += 1
-    fresh = {r.external_id for r in records} - seen
-    seen.update(fresh)
     counts = upsert_items(scope, run_id, policy_type, records)
-    sync_runs.add_page_counts(scope, run_id, policy_type, observed=len(fresh), new=counts.new,
+    sync_runs.add_page_counts(scope, run_id, policy_type, observed=counts.observed, new=counts.new,
                               changed=counts.changed, errors=errors, filtered=filtered,
                               meta_keys_dropped=dropped)
     scope.conn.commit()  # the page and its counts become visible together

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from tenantatlas_pipelines.db.migrate import migration_files
 
 
 def test_concurrent_first_start_applies_each_migration_once(database_server_url: str) -> None:
-    name = "tenantatlas_test_migrate_race"
+    name = f"tenantatlas_test_migrate_race_{os.getpid()}"
     with psycopg.connect(with_database(database_server_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     ensure_database(database_server_url, name)

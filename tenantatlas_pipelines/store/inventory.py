@@ -21,7 +21,10 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS inventory_stage (
     policy_type text NOT NULL, external_id text NOT NULL, display_name text, meta_jsonb jsonb NOT NULL
 ) ON COMMIT DELETE ROWS"""
 
-# xmax = 0 marks a freshly inserted row; last_changed_at moves only when name or metadata differ.
+# xmax = 0 marks a freshly inserted row. prev_seen_sync_run_id keeps the run that saw the row before
+# this write, so an object Graph listed twice in one run (on two pages) is recognised and counted once.
+# last_seen_* and the observed values only ever move forward in time: a slower run of another
+# selection that read the object earlier cannot overwrite a newer observation.
 _UPSERT = """
 INSERT INTO inventory_items AS i (tenant_id, policy_type, external_id, display_name, meta_jsonb,
                                   first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id)
@@ -30,16 +33,18 @@ SELECT DISTINCT ON (policy_type, external_id)
 FROM pg_temp.inventory_stage
 ORDER BY policy_type, external_id
 ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE
-SET display_name = EXCLUDED.display_name,
-    meta_jsonb = EXCLUDED.meta_jsonb,
-    last_seen_at = EXCLUDED.last_seen_at,
-    last_seen_sync_run_id = EXCLUDED.last_seen_sync_run_id,
+SET prev_seen_sync_run_id = i.last_seen_sync_run_id,
+    display_name = CASE WHEN newer THEN EXCLUDED.display_name ELSE i.display_name END,
+    meta_jsonb = CASE WHEN newer THEN EXCLUDED.meta_jsonb ELSE i.meta_jsonb END,
+    last_seen_at = CASE WHEN newer THEN EXCLUDED.last_seen_at ELSE i.last_seen_at END,
+    last_seen_sync_run_id = CASE WHEN newer THEN EXCLUDED.last_seen_sync_run_id ELSE i.last_seen_sync_run_id END,
     last_changed_at = CASE
-        WHEN i.display_name IS DISTINCT FROM EXCLUDED.display_name OR i.meta_jsonb <> EXCLUDED.meta_jsonb
+        WHEN newer AND (i.display_name IS DISTINCT FROM EXCLUDED.display_name OR i.meta_jsonb <> EXCLUDED.meta_jsonb)
         THEN EXCLUDED.last_seen_at ELSE i.last_changed_at END
-WHERE i.last_seen_at <= EXCLUDED.last_seen_at
-RETURNING (xmax = 0) AS inserted, (last_changed_at = last_seen_at) AS changed
-"""
+RETURNING (xmax = 0) AS inserted,
+          (last_changed_at = last_seen_at AND last_seen_sync_run_id = %(run_id)s) AS changed,
+          (prev_seen_sync_run_id IS NOT DISTINCT FROM %(run_id)s AND xmax <> 0) AS repeated
+""".replace("newer", "(i.last_seen_at <= EXCLUDED.last_seen_at)")
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,8 @@ class UpsertCounts:
 def upsert_items(
     scope: TenantScope, run_id: int, policy_type: str, records: Sequence[InventoryRecord]
 ) -> UpsertCounts:
-    """Upsert one page of records inside the caller's transaction; duplicates in the page collapse."""
+    """Upsert one page of records inside the caller's transaction; duplicates (in the page or the run)
+    are stored and counted once."""
     if not records:
         return UpsertCounts(0, 0, 0)
     conn = scope.conn
@@ -64,10 +70,10 @@ def upsert_items(
                 copy.write_row((policy_type, r.external_id, r.display_name, json.dumps(r.meta)))
         cur.execute(_UPSERT, {"tenant_id": scope.tenant_id, "run_id": run_id})
         rows = cur.fetchall()
-    distinct = len({r.external_id for r in records})
-    new = sum(1 for inserted, _ in rows if inserted)
-    changed = sum(1 for inserted, changed in rows if changed and not inserted)
-    return UpsertCounts(distinct, new, changed)
+    new = sum(1 for inserted, _, _ in rows if inserted)
+    changed = sum(1 for inserted, changed, repeated in rows if changed and not inserted and not repeated)
+    observed = sum(1 for _, _, repeated in rows if not repeated)
+    return UpsertCounts(observed, new, changed)
 
 
 @dataclass(frozen=True)

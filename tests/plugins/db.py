@@ -31,15 +31,21 @@ def database_server_url() -> str:
     return _server_url()
 
 
-@pytest.fixture(scope="session")
-def _test_database(database_server_url: str) -> Database:
-    name = f"tenantatlas_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    with psycopg.connect(with_database(database_server_url, "postgres"), autocommit=True) as conn:
+def _drop(server_url: str, name: str) -> None:
+    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def _test_database(database_server_url: str) -> Iterator[Database]:
+    # One database per test process (pid), so parallel sessions on one server never collide.
+    name = f"tenantatlas_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+    _drop(database_server_url, name)
     ensure_database(database_server_url, name)
     db = Database(with_database(database_server_url, name))
     db.migrate()
-    return db
+    yield db
+    _drop(database_server_url, name)
 
 
 def empty_database(db: Database) -> None:
