@@ -9,7 +9,13 @@ import psycopg
 from psycopg import sql
 
 from tenantatlas_pipelines.config import home_dir
-from tenantatlas_pipelines.db import Database, database_url_from_env, embedded_url, ensure_database, with_database
+from tenantatlas_pipelines.db import (
+    Database,
+    database_url_from_env,
+    embedded_url,
+    ensure_database,
+    with_database,
+)
 
 
 def bench_database(name: str) -> Database:

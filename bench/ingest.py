@@ -17,14 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import bench_database  # noqa: E402
-from tenantatlas_pipelines.normalize import normalize_item  # noqa: E402
-from tenantatlas_pipelines.policy_types import REGISTRY  # noqa: E402
-from tenantatlas_pipelines.store import sync_runs  # noqa: E402
-from tenantatlas_pipelines.store.inventory import upsert_items  # noqa: E402
-from tenantatlas_pipelines.store.scope import tenant_scope  # noqa: E402
-from tenantatlas_pipelines.store.selections import get_selection  # noqa: E402
-from tenantatlas_pipelines.store.tenants import add_tenant  # noqa: E402
+from bench._common import bench_database
+from tenantatlas_pipelines.normalize import normalize_item
+from tenantatlas_pipelines.policy_types import REGISTRY
+from tenantatlas_pipelines.store import sync_runs
+from tenantatlas_pipelines.store.inventory import upsert_items
+from tenantatlas_pipelines.store.scope import tenant_scope
+from tenantatlas_pipelines.store.selections import get_selection
+from tenantatlas_pipelines.store.tenants import add_tenant
 
 STORE_TENANT = "aaaaaaaa-0000-4000-8000-000000000001"
 RAW_TENANT = "aaaaaaaa-0000-4000-8000-000000000002"
@@ -32,10 +32,19 @@ POLICY = REGISTRY["deviceConfiguration"]
 
 
 def make_records(n: int, generation: int):
-    raw = ({"id": f"{i:08d}-0000-4000-8000-000000000000", "displayName": f"Policy {i} g{generation // 2}",
+    raw = (
+        {
+            "id": f"{i:08d}-0000-4000-8000-000000000000",
+            "displayName": f"Policy {i} g{generation // 2}",
             "@odata.type": "#microsoft.graph.windows10GeneralConfiguration",
-            "createdDateTime": "2024-01-02T03:04:05Z", "lastModifiedDateTime": "2024-02-03T04:05:06Z",
-            "version": i % 7, "roleScopeTagIds": ["0"], "omaSettings": [{"value": "x"}]} for i in range(n))
+            "createdDateTime": "2024-01-02T03:04:05Z",
+            "lastModifiedDateTime": "2024-02-03T04:05:06Z",
+            "version": i % 7,
+            "roleScopeTagIds": ["0"],
+            "omaSettings": [{"value": "x"}],
+        }
+        for i in range(n)
+    )
     return [normalize_item(POLICY, r) for r in raw]
 
 
@@ -56,10 +65,19 @@ def store_path(db, records, page: int) -> float:
         run_id = sync_runs.start_run(scope, get_selection(conn, "all"), dagster_run_id=None, worker="bench")
         t0 = time.perf_counter()
         for start in range(0, len(records), page):
-            chunk = records[start:start + page]
+            chunk = records[start : start + page]
             counts = upsert_items(scope, run_id, POLICY.key, chunk)
-            sync_runs.add_page_counts(scope, run_id, POLICY.key, observed=counts.observed, new=counts.new,
-                                      changed=counts.changed, errors=0, filtered=0, meta_keys_dropped=0)
+            sync_runs.add_page_counts(
+                scope,
+                run_id,
+                POLICY.key,
+                observed=counts.observed,
+                new=counts.new,
+                changed=counts.changed,
+                errors=0,
+                filtered=0,
+                meta_keys_dropped=0,
+            )
             conn.commit()
         elapsed = time.perf_counter() - t0
         sync_runs.finalize_run(scope, run_id, status="succeeded", error_codes=[], error_message=None)
@@ -70,14 +88,16 @@ def raw_path(db, records, page: int) -> float:
     with db.connect() as conn:
         scope = tenant_scope(conn, RAW_TENANT)
         run_id = sync_runs.start_run(scope, get_selection(conn, "all"), dagster_run_id=None, worker="bench")
-        conn.execute("CREATE TEMP TABLE raw_stage (policy_type text, external_id text, display_name text,"
-                     " meta_jsonb jsonb) ON COMMIT DELETE ROWS")
+        conn.execute(
+            "CREATE TEMP TABLE raw_stage (policy_type text, external_id text, display_name text,"
+            " meta_jsonb jsonb) ON COMMIT DELETE ROWS"
+        )
         conn.commit()
         t0 = time.perf_counter()
         for start in range(0, len(records), page):
             with conn.cursor() as cur:
                 with cur.copy("COPY raw_stage FROM STDIN") as copy:
-                    for r in records[start:start + page]:
+                    for r in records[start : start + page]:
                         copy.write_row((POLICY.key, r.external_id, r.display_name, json.dumps(r.meta)))
                 cur.execute(RAW_UPSERT, {"t": RAW_TENANT, "run": run_id})
             conn.commit()
@@ -107,11 +127,15 @@ def main() -> None:
             store_s += store_path(db, records, args.page)
             raw_s += raw_path(db, records, args.page)
     with db.connect() as conn:
-        n = conn.execute("SELECT count(*) FROM inventory_items WHERE tenant_id = %s", (STORE_TENANT,)).fetchone()
+        n = conn.execute(
+            "SELECT count(*) FROM inventory_items WHERE tenant_id = %s", (STORE_TENANT,)
+        ).fetchone()
     assert n == (args.items,), n
     total = args.items * args.rounds
-    print(f"items: {args.items} x {args.rounds} passes (1 insert + {args.rounds - 1} re-observations), "
-          f"page {args.page}")
+    print(
+        f"items: {args.items} x {args.rounds} passes (1 insert + {args.rounds - 1} re-observations), "
+        f"page {args.page}"
+    )
     print(f"store upsert: {store_s:.2f} s ({total / store_s:,.0f} items/s)")
     print(f"raw COPY + INSERT ON CONFLICT: {raw_s:.2f} s ({total / raw_s:,.0f} items/s)")
     print(f"ratio store/raw: {store_s / raw_s:.3f} (target <= 1.25)")

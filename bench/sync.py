@@ -24,8 +24,10 @@ sys.path.insert(0, str(ROOT))
 from bench._common import bench_database  # noqa: E402
 from tenantatlas_pipelines.emulator import DEFAULT_SIZES, Emulator, TenantSpec  # noqa: E402
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's
+# (the emulator's) high-water mark; VmHWM belongs to the child's own address space.
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.graph.client import GraphClient
 from tenantatlas_pipelines.graph.settings import GraphSettings
@@ -35,8 +37,9 @@ with GraphClient(GraphSettings.from_env()) as graph:
     t0 = time.perf_counter()
     result = run_sync(db, graph, sys.argv[2], "all")
     elapsed = time.perf_counter() - t0
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"status": result.status, "observed": result.observed, "requests": result.requests,
-                  "seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "seconds": elapsed, "peak_rss_mb": hwm / 1024}))
 """
 
 
@@ -49,16 +52,31 @@ def sizes_for(total: int) -> dict[str, int]:
 
 
 def tenant(n: int, total: int) -> TenantSpec:
-    return TenantSpec(tenant_id=f"bbbbbbbb-0000-4000-8000-{n:012d}", key=f"bench-{total}", name=f"bench {total}",
-                      sizes=sizes_for(total))
+    return TenantSpec(
+        tenant_id=f"bbbbbbbb-0000-4000-8000-{n:012d}",
+        key=f"bench-{total}",
+        name=f"bench {total}",
+        sizes=sizes_for(total),
+    )
 
 
 def run_child(db_url: str, emu: Emulator, key: str) -> dict:
-    env = {**os.environ, "TENANTATLAS_AUTHORITY_HOST": emu.base_url, "TENANTATLAS_GRAPH_URL": emu.base_url,
-           "TENANTATLAS_CA_BUNDLE": str(emu.ca_path), "TENANTATLAS_CLIENT_ID": emu.client_id,
-           "TENANTATLAS_CLIENT_SECRET": emu.client_secret}
-    out = subprocess.run([sys.executable, "-c", CHILD, db_url, key], env=env, cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    env = {
+        **os.environ,
+        "TENANTATLAS_AUTHORITY_HOST": emu.base_url,
+        "TENANTATLAS_GRAPH_URL": emu.base_url,
+        "TENANTATLAS_CA_BUNDLE": str(emu.ca_path),
+        "TENANTATLAS_CLIENT_ID": emu.client_id,
+        "TENANTATLAS_CLIENT_SECRET": emu.client_secret,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, db_url, key],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -80,9 +98,11 @@ def main() -> None:
             r = run_child(db.url, emu, spec.key)
             assert r["status"] == "succeeded", r
             results[total] = r
-            print(f"{total:>7,} objects: {r['observed']:,} stored in {r['seconds']:.2f} s "
-                  f"({r['observed'] / r['seconds']:,.0f} items/s), {r['requests']} requests, "
-                  f"peak RSS {r['peak_rss_mb']:.1f} MB")
+            print(
+                f"{total:>7,} objects: {r['observed']:,} stored in {r['seconds']:.2f} s "
+                f"({r['observed'] / r['seconds']:,.0f} items/s), {r['requests']} requests, "
+                f"peak RSS {r['peak_rss_mb']:.1f} MB"
+            )
     ratio = results[args.large]["peak_rss_mb"] / results[args.small]["peak_rss_mb"]
     print(f"peak RSS ratio {args.large:,} / {args.small:,}: {ratio:.3f} (target <= 1.3)")
 

@@ -63,8 +63,10 @@ def db_migrate() -> None:
 
     database = Database.from_env(migrate=False)
     applied = database.migrate()
-    click.echo(f"database {redact_url(database.url)}: "
-               + (f"applied {', '.join(applied)}" if applied else "schema up to date"))
+    click.echo(
+        f"database {redact_url(database.url)}: "
+        + (f"applied {', '.join(applied)}" if applied else "schema up to date")
+    )
 
 
 @db.command("url")
@@ -103,12 +105,25 @@ def status(as_json: bool) -> None:
     click.echo(f"database: {redact_url(database.url)}")
     click.echo(f"migrations: {', '.join(state['migrations'])}")
     click.echo(f"selections: {', '.join(s['name'] for s in state['selections'])}")
-    click.echo(f"tenants: {len(state['tenants'])}, inventory items: {state['items']}, "
-               f"sync runs: {state['runs']}")
+    click.echo(
+        f"tenants: {len(state['tenants'])}, inventory items: {state['items']}, sync runs: {state['runs']}"
+    )
     if state["latest_runs"]:
-        print_table([(r["tenant_key"], r["selection_name"], r["id"], r["status"], r["items_observed"],
-                      ",".join(r["error_codes"]), r["finished_at"]) for r in state["latest_runs"]],
-                    ["tenant", "selection", "run", "status", "observed", "errors", "finished"])
+        print_table(
+            [
+                (
+                    r["tenant_key"],
+                    r["selection_name"],
+                    r["id"],
+                    r["status"],
+                    r["items_observed"],
+                    ",".join(r["error_codes"]),
+                    r["finished_at"],
+                )
+                for r in state["latest_runs"]
+            ],
+            ["tenant", "selection", "run", "status", "observed", "errors", "finished"],
+        )
 
 
 # --- tenants ----------------------------------------------------------------------------------------
@@ -145,8 +160,10 @@ def tenants_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(t) for t in rows], indent=2))
     else:
-        print_table([(t.key, t.tenant_id, t.name, "yes" if t.enabled else "no") for t in rows],
-                    ["key", "tenant_id", "name", "enabled"])
+        print_table(
+            [(t.key, t.tenant_id, t.name, "yes" if t.enabled else "no") for t in rows],
+            ["key", "tenant_id", "name", "enabled"],
+        )
 
 
 def _set_enabled(key: str, enabled: bool) -> None:
@@ -209,8 +226,10 @@ def selections_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(s) for s in rows], indent=2))
     else:
-        print_table([(s.name, s.selection_hash[:12], ",".join(s.policy_types)) for s in rows],
-                    ["name", "hash", "policy_types"])
+        print_table(
+            [(s.name, s.selection_hash[:12], ",".join(s.policy_types)) for s in rows],
+            ["name", "hash", "policy_types"],
+        )
 
 
 @cli.command("policy-types")
@@ -218,13 +237,18 @@ def policy_types() -> None:
     """List the policy types the registry knows."""
     from .policy_types import REGISTRY
 
-    print_table([(t.key, t.api_version, t.path, t.name_field, t.note) for t in REGISTRY.values()],
-                ["key", "api", "path", "name field", "note"])
+    print_table(
+        [(t.key, t.api_version, t.path, t.name_field, t.note) for t in REGISTRY.values()],
+        ["key", "api", "path", "name field", "note"],
+    )
 
 
 def _register_optional() -> None:
     """Commands from modules that may not be importable in a trimmed install stay optional."""
-    for module, names in (("cli_emulator", ("emulator",)), ("cli_dagster", ("demo", "dev", "sync", "missing"))):
+    for module, names in (
+        ("cli_emulator", ("emulator",)),
+        ("cli_dagster", ("demo", "dev", "sync", "missing")),
+    ):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=list(names))
         except ImportError as exc:

@@ -9,7 +9,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def home_dir() -> Path:
-    """TENANTATLAS_HOME (default ./.tenantatlas): embedded PostgreSQL data, Dagster instance, emulator state."""
+    """TENANTATLAS_HOME (default ./.tenantatlas): embedded PostgreSQL data, Dagster instance, emulator."""
     return Path(os.environ.get("TENANTATLAS_HOME", ".tenantatlas")).expanduser().resolve()
 
 

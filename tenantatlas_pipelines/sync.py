@@ -109,39 +109,82 @@ def run_sync(
             raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {tenant.key!r} is disabled")
         selection = get_selection(conn, selection_name)
         scope = tenant_scope(conn, tenant.tenant_id)
-        with db.connect(autocommit=True) as lock_conn, run_lock(lock_conn, scope, selection.selection_hash) as owned:
+        with (
+            db.connect(autocommit=True) as lock_conn,
+            run_lock(lock_conn, scope, selection.selection_hash) as owned,
+        ):
             if not owned:
-                msg = (f"another sync of tenant {tenant.key!r} / selection {selection.name!r} is running; "
-                       "this run did nothing")
+                msg = (
+                    f"another sync of tenant {tenant.key!r} / selection {selection.name!r} is running; "
+                    "this run did nothing"
+                )
                 log.warning(msg)
                 run_id = sync_runs.record_skipped(
-                    scope, selection, dagster_run_id=dagster_run_id, worker=_worker(),
-                    code=ErrorCode.LOCK_HELD, message=msg,
+                    scope,
+                    selection,
+                    dagster_run_id=dagster_run_id,
+                    worker=_worker(),
+                    code=ErrorCode.LOCK_HELD,
+                    message=msg,
                 )
             else:
                 abandoned = sync_runs.mark_abandoned(scope, selection.selection_hash)
                 if abandoned:
                     log.warning("marked abandoned runs %s as failed (run_abandoned)", abandoned)
-                run_id = sync_runs.start_run(scope, selection, dagster_run_id=dagster_run_id, worker=_worker())
-                log.info("sync run %s started: tenant %s, selection %s (%d types)", run_id, tenant.key,
-                         selection.name, len(selection.policy_types))
-                _observe_and_finalize(db, graph, scope, selection, run_id, log,
-                                      type_concurrency or getattr(graph, "per_tenant_concurrency", 4))
+                run_id = sync_runs.start_run(
+                    scope, selection, dagster_run_id=dagster_run_id, worker=_worker()
+                )
+                log.info(
+                    "sync run %s started: tenant %s, selection %s (%d types)",
+                    run_id,
+                    tenant.key,
+                    selection.name,
+                    len(selection.policy_types),
+                )
+                _observe_and_finalize(
+                    db,
+                    graph,
+                    scope,
+                    selection,
+                    run_id,
+                    log,
+                    type_concurrency or getattr(graph, "per_tenant_concurrency", 4),
+                )
         run = sync_runs.get_run(scope, run_id)
     assert run is not None
     return SyncResult(
-        sync_run_id=run.id, status=run.status, tenant_key=tenant.key, tenant_id=tenant.tenant_id,
-        selection_name=selection.name, selection_hash=selection.selection_hash,
-        observed=run.items_observed, new=run.items_new, changed=run.items_changed, errors=run.items_errors,
-        filtered=run.items_filtered, meta_keys_dropped=run.meta_keys_dropped, requests=run.requests,
-        throttled=run.throttled, retries=run.retries, duration_s=round(time.monotonic() - started, 3),
-        had_errors=run.had_errors, error_codes=tuple(run.error_codes), error_message=run.error_message,
+        sync_run_id=run.id,
+        status=run.status,
+        tenant_key=tenant.key,
+        tenant_id=tenant.tenant_id,
+        selection_name=selection.name,
+        selection_hash=selection.selection_hash,
+        observed=run.items_observed,
+        new=run.items_new,
+        changed=run.items_changed,
+        errors=run.items_errors,
+        filtered=run.items_filtered,
+        meta_keys_dropped=run.meta_keys_dropped,
+        requests=run.requests,
+        throttled=run.throttled,
+        retries=run.retries,
+        duration_s=round(time.monotonic() - started, 3),
+        had_errors=run.had_errors,
+        error_codes=tuple(run.error_codes),
+        error_message=run.error_message,
         types=run.types,
     )
 
 
-def _observe_and_finalize(db: Database, graph: GraphClient, scope: TenantScope, selection: Selection,
-                          run_id: int, log: logging.Logger, concurrency: int) -> None:
+def _observe_and_finalize(
+    db: Database,
+    graph: GraphClient,
+    scope: TenantScope,
+    selection: Selection,
+    run_id: int,
+    log: logging.Logger,
+    concurrency: int,
+) -> None:
     """Run the types, then finalise the ledger row whatever happened (or leave it to run_abandoned
     when the database itself is gone)."""
     codes: list[str] = []
@@ -169,8 +212,9 @@ def _observe_and_finalize(db: Database, graph: GraphClient, scope: TenantScope, 
         if scope.conn.closed or scope.conn.broken:
             raise psycopg.OperationalError("ledger connection lost")
         scope.conn.rollback()
-        sync_runs.finalize_run(scope, run_id, status=status, error_codes=sorted(set(codes)),
-                               error_message=message)
+        sync_runs.finalize_run(
+            scope, run_id, status=status, error_codes=sorted(set(codes)), error_message=message
+        )
     except psycopg.OperationalError:
         # The database is unreachable: the row stays 'running' and the next run of this pair marks it
         # failed with run_abandoned. Nothing half-written is visible: pages commit whole.
@@ -182,30 +226,50 @@ def _observe_and_finalize(db: Database, graph: GraphClient, scope: TenantScope, 
         log.exception("sync run %s could not be finalised", run_id)
         raise TenantAtlasError(
             ErrorCode.DATABASE_ERROR,
-            f"sync run {run_id} could not be finalised: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            f"sync run {run_id} could not be finalised: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}",
         ) from None
     log.info("sync run %s finished: %s %s", run_id, status, sorted(set(codes)) or "")
 
 
-def _observe(db: Database, graph: GraphClient, scope: TenantScope, selection: Selection, run_id: int,
-             log: logging.Logger, concurrency: int) -> list[TypeResult]:
+def _observe(
+    db: Database,
+    graph: GraphClient,
+    scope: TenantScope,
+    selection: Selection,
+    run_id: int,
+    log: logging.Logger,
+    concurrency: int,
+) -> list[TypeResult]:
     try:
         graph.acquire_token(scope.tenant_id)
     except TenantAtlasError as exc:
         # Without a token no type can be read: every type fails with the auth code.
         for key in selection.policy_types:
-            sync_runs.finish_type(scope, run_id, key, status="failed", error_code=str(exc.code),
-                                  error_message=exc.message, requests=0, throttled=0, retries=0)
+            sync_runs.finish_type(
+                scope,
+                run_id,
+                key,
+                status="failed",
+                error_code=str(exc.code),
+                error_message=exc.message,
+                requests=0,
+                throttled=0,
+                retries=0,
+            )
         raise
     workers = max(1, min(concurrency, len(selection.policy_types)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{run_id}") as pool:
-        futures = [pool.submit(_sync_type, db, graph, scope.tenant_id, run_id, key, log)
-                   for key in selection.policy_types]
+        futures = [
+            pool.submit(_sync_type, db, graph, scope.tenant_id, run_id, key, log)
+            for key in selection.policy_types
+        ]
         return [f.result() for f in futures]
 
 
-def _sync_type(db: Database, graph: GraphClient, tenant_id: str, run_id: int, key: str,
-               log: logging.Logger) -> TypeResult:
+def _sync_type(
+    db: Database, graph: GraphClient, tenant_id: str, run_id: int, key: str, log: logging.Logger
+) -> TypeResult:
     """Read one policy type page by page; each page is normalised and committed whole."""
     from .graph.client import RequestStats
 
@@ -218,20 +282,32 @@ def _sync_type(db: Database, graph: GraphClient, tenant_id: str, run_id: int, ke
         status, code, message = "succeeded", None, None
         try:
             for page in graph.iter_pages(tenant_id, key, stats=stats):
-                _store_page(scope, run_id, policy_type.key, [normalize_item(policy_type, i) for i in page.items],
-                            item_codes)
+                normalized = [normalize_item(policy_type, i) for i in page.items]
+                del page  # the raw page (blobs and all) is not kept while the next one is fetched
+                _store_page(scope, run_id, policy_type.key, normalized, item_codes)
+                del normalized
         except TenantAtlasError as exc:
             if exc.code in (ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.DATABASE_ERROR):
                 raise
             status, code, message = "failed", str(exc.code), exc.message
             log.warning("policy type %s failed: %s", key, exc.message)
-        sync_runs.finish_type(scope, run_id, key, status=status, error_code=code, error_message=message,
-                              requests=stats.requests, throttled=stats.throttled, retries=stats.retries)
+        sync_runs.finish_type(
+            scope,
+            run_id,
+            key,
+            status=status,
+            error_code=code,
+            error_message=message,
+            requests=stats.requests,
+            throttled=stats.throttled,
+            retries=stats.retries,
+        )
     return TypeResult(key, status, code, tuple(sorted(item_codes)))
 
 
-def _store_page(scope: TenantScope, run_id: int, policy_type: str, normalized: list[Any],
-                item_codes: set[str]) -> None:
+def _store_page(
+    scope: TenantScope, run_id: int, policy_type: str, normalized: list[Any], item_codes: set[str]
+) -> None:
     records: list[InventoryRecord] = []
     errors = filtered = dropped = 0
     for n in normalized:
@@ -244,9 +320,15 @@ def _store_page(scope: TenantScope, run_id: int, policy_type: str, normalized: l
         elif isinstance(n, ItemFiltered):
             filtered += 1
     counts = upsert_items(scope, run_id, policy_type, records)
-    sync_runs.add_page_counts(scope, run_id, policy_type, observed=counts.observed, new=counts.new,
-                              changed=counts.changed, errors=errors, filtered=filtered,
-                              meta_keys_dropped=dropped)
+    sync_runs.add_page_counts(
+        scope,
+        run_id,
+        policy_type,
+        observed=counts.observed,
+        new=counts.new,
+        changed=counts.changed,
+        errors=errors,
+        filtered=filtered,
+        meta_keys_dropped=dropped,
+    )
     scope.conn.commit()  # the page and its counts become visible together
-
-

@@ -46,7 +46,7 @@ def item(external_id: str, name: str | None = None, **extra: Any) -> dict[str, A
 
 
 def pages_of(items: Sequence[Mapping[str, Any]], size: int = 2) -> list[list[Any]]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)] or [[]]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)] or [[]]
 
 
 TENANT_A = "11111111-1111-4111-8111-111111111111"

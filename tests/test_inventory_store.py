@@ -32,7 +32,8 @@ def tenant(conn: psycopg.Connection) -> str:
 def _rows(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(
         "SELECT policy_type, external_id, display_name, first_seen_at, last_seen_at, last_seen_sync_run_id "
-        "FROM inventory_items ORDER BY 1, 2").fetchall()
+        "FROM inventory_items ORDER BY 1, 2"
+    ).fetchall()
 
 
 def test_upsert_creates_no_duplicates_and_updates_last_seen(db: Database, conn, tenant: str) -> None:
@@ -87,12 +88,18 @@ def test_concurrent_runs_of_two_selections_write_one_row_per_item(db: Database, 
         t.join()
     assert not errors and {r.status for r in results} == {"succeeded"}
     count, distinct = conn.execute(
-        "SELECT count(*), count(DISTINCT (policy_type, external_id)) FROM inventory_items").fetchone()
+        "SELECT count(*), count(DISTINCT (policy_type, external_id)) FROM inventory_items"
+    ).fetchone()
     assert count == distinct == 301
 
 
 def test_bad_items_are_counted_not_stored_and_do_not_fail_the_run(db: Database, conn, tenant: str) -> None:
-    page = [item("good"), {"displayName": "no id"}, "not an object", {"id": "x\x00y", "displayName": "n\x00ul"}]
+    page = [
+        item("good"),
+        {"displayName": "no id"},
+        "not an object",
+        {"id": "x\x00y", "displayName": "n\x00ul"},
+    ]
     result = run_sync(db, MemoryGraph({"deviceConfiguration": [page]}), "contoso", "dc")
     assert result.status == "succeeded"
     assert result.had_errors, "a run with rejected items has errors (missing confidence drops to low)"

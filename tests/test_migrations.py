@@ -21,8 +21,12 @@ def test_concurrent_first_start_applies_each_migration_once(database_server_url:
     ensure_database(database_server_url, name)
     url = with_database(database_server_url, name)
     code = "import sys; from tenantatlas_pipelines.db import Database; print(Database(sys.argv[1]).migrate())"
-    procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     names = [f.name for f in migration_files()]

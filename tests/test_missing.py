@@ -1,4 +1,4 @@
-"""T021/T022 and tenant isolation: missing is derived per (tenant, selection_hash) lineage, with confidence."""
+"""T021/T022 and tenant isolation: missing is derived per (tenant, selection_hash) lineage."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def test_removed_object_is_missing_with_high_confidence(db: Database, conn, setu
 
 
 def test_missing_follows_the_latest_run_of_the_same_selection_only(db: Database, conn, setup) -> None:
-    run_sync(db, MemoryGraph({DC: [[item("a"), item("b")]], "mobileApp": [[item("m")]]}), "contoso", "dc-apps")
+    run_sync(
+        db, MemoryGraph({DC: [[item("a"), item("b")]], "mobileApp": [[item("m")]]}), "contoso", "dc-apps"
+    )
     # A later run of ANOTHER selection that does not see "b" must not change missing for "dc-apps".
     run_sync(db, MemoryGraph({DC: [[item("a")]]}), "contoso", "dc")
     assert _missing(conn, TENANT_A, "dc-apps").items == []
@@ -56,7 +58,8 @@ def test_missing_follows_the_latest_run_of_the_same_selection_only(db: Database,
     # And a later dc-apps run that sees "b" again but not "m" makes only "m" missing for dc-apps.
     run_sync(db, MemoryGraph({DC: [[item("a"), item("b")]], "mobileApp": [[]]}), "contoso", "dc-apps")
     assert [(m.policy_type, m.external_id) for m in _missing(conn, TENANT_A, "dc-apps").items] == [
-        ("mobileApp", "m")]
+        ("mobileApp", "m")
+    ]
     # "b" was observed after the dc run started, so dc no longer reports it either.
     assert _missing(conn, TENANT_A, "dc").items == []
 
@@ -71,14 +74,25 @@ def test_same_payload_under_another_name_shares_the_lineage(db: Database, conn, 
 @pytest.mark.parametrize(
     ("graph_kwargs", "status", "reason"),
     [
-        ({"failures": {"mobileApp": ErrorCode.GRAPH_FORBIDDEN}}, "partial", {"type_failed", "run_incomplete"}),
-        ({"failures": {"mobileApp": ErrorCode.GRAPH_FORBIDDEN, DC: ErrorCode.GRAPH_THROTTLED}}, "failed",
-         {"type_failed"}),
+        (
+            {"failures": {"mobileApp": ErrorCode.GRAPH_FORBIDDEN}},
+            "partial",
+            {"type_failed", "run_incomplete"},
+        ),
+        (
+            {"failures": {"mobileApp": ErrorCode.GRAPH_FORBIDDEN, DC: ErrorCode.GRAPH_THROTTLED}},
+            "failed",
+            {"type_failed"},
+        ),
         ({"auth_failure": ErrorCode.AUTH_INVALID_CLIENT}, "failed", {"type_failed"}),
     ],
 )
-def test_partial_or_failed_run_gives_low_confidence(db: Database, conn, setup, graph_kwargs, status, reason) -> None:
-    run_sync(db, MemoryGraph({DC: [[item("a"), item("b")]], "mobileApp": [[item("m")]]}), "contoso", "dc-apps")
+def test_partial_or_failed_run_gives_low_confidence(
+    db: Database, conn, setup, graph_kwargs, status, reason
+) -> None:
+    run_sync(
+        db, MemoryGraph({DC: [[item("a"), item("b")]], "mobileApp": [[item("m")]]}), "contoso", "dc-apps"
+    )
     broken = MemoryGraph({DC: [[item("a")]], "mobileApp": []}, **graph_kwargs)
     result = run_sync(db, broken, "contoso", "dc-apps")
     assert result.status == status
@@ -93,7 +107,8 @@ def test_item_errors_alone_lower_confidence(db: Database, conn, setup) -> None:
     result = run_sync(db, MemoryGraph({DC: [[item("a"), {"displayName": "no id"}]]}), "contoso", "dc")
     assert result.status == "succeeded" and result.had_errors
     assert [(m.external_id, m.confidence, m.reason) for m in _missing(conn, TENANT_A, "dc").items] == [
-        ("b", "low", "run_incomplete")]
+        ("b", "low", "run_incomplete")
+    ]
 
 
 def test_skipped_runs_never_count_as_the_reference(db: Database, conn, setup) -> None:
@@ -101,8 +116,11 @@ def test_skipped_runs_never_count_as_the_reference(db: Database, conn, setup) ->
     conn.execute(
         """INSERT INTO inventory_sync_runs (tenant_id, selection_name, selection_hash, selection_payload,
                status, error_codes, finished_at)
-           SELECT tenant_id, selection_name, selection_hash, selection_payload, 'skipped', '{lock_held}', now()
-           FROM inventory_sync_runs WHERE id = %s""", (first.sync_run_id,))
+           SELECT tenant_id, selection_name, selection_hash, selection_payload, 'skipped', '{lock_held}',
+                  now()
+           FROM inventory_sync_runs WHERE id = %s""",
+        (first.sync_run_id,),
+    )
     conn.commit()
     assert _missing(conn, TENANT_A, "dc").run_id == first.sync_run_id
 
@@ -111,10 +129,14 @@ def test_tenants_with_identical_ids_stay_separate(db: Database, conn, setup) -> 
     run_sync(db, MemoryGraph({DC: [[item("same", "A's"), item("only-a")]]}), "contoso", "dc")
     run_sync(db, MemoryGraph({DC: [[item("same", "B's"), item("only-b")]]}), "fabrikam", "dc")
     a, b = tenant_scope(conn, TENANT_A), tenant_scope(conn, TENANT_B)
-    assert [(i.external_id, i.display_name) for i in list_items(a)] == [("only-a", "Policy only-a"),
-                                                                      ("same", "A's")]
-    assert [(i.external_id, i.display_name) for i in list_items(b)] == [("only-b", "Policy only-b"),
-                                                                      ("same", "B's")]
+    assert [(i.external_id, i.display_name) for i in list_items(a)] == [
+        ("only-a", "Policy only-a"),
+        ("same", "A's"),
+    ]
+    assert [(i.external_id, i.display_name) for i in list_items(b)] == [
+        ("only-b", "Policy only-b"),
+        ("same", "B's"),
+    ]
     # B's next run no longer sees "same": missing for B only, never for A.
     run_sync(db, MemoryGraph({DC: [[item("only-b")]]}), "fabrikam", "dc")
     assert [m.external_id for m in _missing(conn, TENANT_B, "dc").items] == ["same"]
@@ -122,7 +144,9 @@ def test_tenants_with_identical_ids_stay_separate(db: Database, conn, setup) -> 
     # A's later failed run makes A's items low-confidence missing, and leaves B's answer alone.
     run_sync(db, MemoryGraph(auth_failure=ErrorCode.AUTH_INVALID_CLIENT), "contoso", "dc")
     assert {(m.external_id, m.confidence) for m in _missing(conn, TENANT_A, "dc").items} == {
-        ("same", "low"), ("only-a", "low")}
+        ("same", "low"),
+        ("only-a", "low"),
+    }
     assert [(m.external_id, m.confidence) for m in _missing(conn, TENANT_B, "dc").items] == [("same", "high")]
 
 

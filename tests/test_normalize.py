@@ -21,9 +21,15 @@ from tenantatlas_pipelines.policy_types import REGISTRY
 
 def test_unknown_and_secret_keys_are_dropped_and_counted() -> None:
     raw = {
-        "id": "abc", "displayName": "Wi-Fi", "@odata.type": "#microsoft.graph.windows10GeneralConfiguration",
-        "createdDateTime": "2024-01-02T03:04:05.1234567Z", "version": 7, "roleScopeTagIds": ["0", "5"],
-        "omaSettings": [{"value": "SECRET-OMA"}], "preSharedKey": "hunter2", "largeIcon": {"value": "A" * 5000},
+        "id": "abc",
+        "displayName": "Wi-Fi",
+        "@odata.type": "#microsoft.graph.windows10GeneralConfiguration",
+        "createdDateTime": "2024-01-02T03:04:05.1234567Z",
+        "version": 7,
+        "roleScopeTagIds": ["0", "5"],
+        "omaSettings": [{"value": "SECRET-OMA"}],
+        "preSharedKey": "hunter2",
+        "largeIcon": {"value": "A" * 5000},
     }
     rec = normalize_item(REGISTRY["deviceConfiguration"], raw)
     assert isinstance(rec, InventoryRecord)
@@ -38,22 +44,34 @@ def test_unknown_and_secret_keys_are_dropped_and_counted() -> None:
 
 
 def test_type_specific_vocabulary() -> None:
-    sc = normalize_item(REGISTRY["settingsCatalogPolicy"], {
-        "id": "1", "name": "Baseline", "platforms": "windows10", "technologies": "mdm,microsoftSense",
-        "templateReference": {"templateId": "t-1", "templateFamily": "endpointSecurityFirewall", "x": 1},
-    })
+    sc = normalize_item(
+        REGISTRY["settingsCatalogPolicy"],
+        {
+            "id": "1",
+            "name": "Baseline",
+            "platforms": "windows10",
+            "technologies": "mdm,microsoftSense",
+            "templateReference": {"templateId": "t-1", "templateFamily": "endpointSecurityFirewall", "x": 1},
+        },
+    )
     assert isinstance(sc, InventoryRecord)
     assert sc.display_name == "Baseline"
-    assert sc.meta == {"platforms": ["windows10"], "technologies": ["mdm,microsoftSense"],
-                       "template_id": "t-1", "template_family": "endpointSecurityFirewall"}
+    assert sc.meta == {
+        "platforms": ["windows10"],
+        "technologies": ["mdm,microsoftSense"],
+        "template_id": "t-1",
+        "template_family": "endpointSecurityFirewall",
+    }
     af = normalize_item(REGISTRY["assignmentFilter"], {"id": "2", "displayName": "f", "roleScopeTags": ["0"]})
     assert isinstance(af, InventoryRecord) and af.meta == {"scope_tag_ids": ["0"]}
-    ca = normalize_item(REGISTRY["conditionalAccessPolicy"], {
-        "id": "3", "displayName": "MFA", "modifiedDateTime": "2024-05-01T00:00:00Z", "state": "enabled"})
+    ca = normalize_item(
+        REGISTRY["conditionalAccessPolicy"],
+        {"id": "3", "displayName": "MFA", "modifiedDateTime": "2024-05-01T00:00:00Z", "state": "enabled"},
+    )
     assert isinstance(ca, InventoryRecord)
     assert ca.meta == {"modified_at": "2024-05-01T00:00:00Z", "state": "enabled"}
-    app = normalize_item(REGISTRY["appProtectionPolicy"], {"id": "4", "displayName": "a", "version": "\"3\""})
-    assert isinstance(app, InventoryRecord) and app.meta == {"version": "\"3\""}
+    app = normalize_item(REGISTRY["appProtectionPolicy"], {"id": "4", "displayName": "a", "version": '"3"'})
+    assert isinstance(app, InventoryRecord) and app.meta == {"version": '"3"'}
 
 
 @pytest.mark.parametrize(
@@ -76,10 +94,16 @@ def test_bad_items_are_rejected_with_a_code(raw: Any, code: ErrorCode) -> None:
 
 
 def test_hostile_strings_are_cleaned() -> None:
-    rec = normalize_item(REGISTRY["deviceConfiguration"], {
-        "id": "i\x00d", "displayName": "N\x00ame " + "x" * 10_000 + " 🙂", "version": {"not": "text"},
-        "createdDateTime": "not a date", "roleScopeTagIds": [{"x": 1}],
-    })
+    rec = normalize_item(
+        REGISTRY["deviceConfiguration"],
+        {
+            "id": "i\x00d",
+            "displayName": "N\x00ame " + "x" * 10_000 + " 🙂",
+            "version": {"not": "text"},
+            "createdDateTime": "not a date",
+            "roleScopeTagIds": [{"x": 1}],
+        },
+    )
     assert isinstance(rec, InventoryRecord)
     assert rec.external_id == "id"
     assert rec.display_name is not None and "\x00" not in rec.display_name
@@ -90,10 +114,12 @@ def test_hostile_strings_are_cleaned() -> None:
 
 def test_client_side_filters() -> None:
     apps = REGISTRY["mobileApp"]
-    assert isinstance(normalize_item(apps, {"id": "1", "appAvailability": "global", "isAssigned": False}),
-                      ItemFiltered)
-    assert isinstance(normalize_item(apps, {"id": "2", "appAvailability": "global", "isAssigned": True}),
-                      InventoryRecord)
+    assert isinstance(
+        normalize_item(apps, {"id": "1", "appAvailability": "global", "isAssigned": False}), ItemFiltered
+    )
+    assert isinstance(
+        normalize_item(apps, {"id": "2", "appAvailability": "global", "isAssigned": True}), InventoryRecord
+    )
     scripts = REGISTRY["deviceHealthScript"]
     assert isinstance(normalize_item(scripts, {"id": "3", "isGlobalScript": True}), ItemFiltered)
     assert isinstance(normalize_item(scripts, {"id": "4", "isGlobalScript": False}), InventoryRecord)
@@ -101,13 +127,18 @@ def test_client_side_filters() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
-@given(st.sampled_from(sorted(REGISTRY)), st.dictionaries(st.text(max_size=20), json_values, max_size=12),
-       json_values)
+@given(
+    st.sampled_from(sorted(REGISTRY)),
+    st.dictionaries(st.text(max_size=20), json_values, max_size=12),
+    json_values,
+)
 def test_normalisation_never_raises(key: str, payload: dict[str, Any], name: Any) -> None:
     policy_type = REGISTRY[key]
     payload = {**payload, "id": "fixed", policy_type.name_field: name}

@@ -25,7 +25,9 @@ def test_hash_ignores_order_and_duplicates(types: list[str], rnd) -> None:
 
 @given(st.sets(st.sampled_from(TYPES), min_size=1), st.sets(st.sampled_from(TYPES), min_size=1))
 def test_different_sets_give_different_hashes(a: set[str], b: set[str]) -> None:
-    assert (selection_hash({"policy_types": list(a)}) == selection_hash({"policy_types": list(b)})) == (a == b)
+    assert (selection_hash({"policy_types": list(a)}) == selection_hash({"policy_types": list(b)})) == (
+        a == b
+    )
 
 
 def test_canonical_form_is_exact() -> None:
@@ -38,7 +40,11 @@ def test_canonical_form_is_exact() -> None:
 @pytest.mark.parametrize(
     ("payload", "code", "named"),
     [
-        ({"policy_types": ["deviceConfiguration", "nope", "alsoNope"]}, ErrorCode.UNKNOWN_POLICY_TYPE, "alsoNope"),
+        (
+            {"policy_types": ["deviceConfiguration", "nope", "alsoNope"]},
+            ErrorCode.UNKNOWN_POLICY_TYPE,
+            "alsoNope",
+        ),
         ({"policy_types": ["deviceConfiguration"], "colour": "red"}, ErrorCode.INVALID_SELECTION, "colour"),
         ({"policy_types": []}, ErrorCode.INVALID_SELECTION, "non-empty"),
         ({"policy_types": "deviceConfiguration"}, ErrorCode.INVALID_SELECTION, "policy_types"),

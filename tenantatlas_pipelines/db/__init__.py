@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,9 +68,8 @@ class Database:
             yield conn
 
     def migrate(self) -> list[str]:
-        from .migrate import apply_migrations
-
         from ..store.selections import seed_default_selections
+        from .migrate import apply_migrations
 
         applied = apply_migrations(self)
         with self.connect() as conn:
@@ -94,10 +94,9 @@ def ensure_database(server_url: str, name: str) -> None:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
-                try:
+                # Another process may create it between our check and our CREATE.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                    pass
     except psycopg.OperationalError as exc:
         raise TenantAtlasError(
             ErrorCode.DATABASE_UNAVAILABLE,

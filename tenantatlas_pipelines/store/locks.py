@@ -6,6 +6,7 @@ and by the server when the process dies (kill -9 included), so a crash never lea
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,10 +28,9 @@ def run_lock(lock_conn: psycopg.Connection, scope: TenantScope, selection_hash: 
         yield acquired
     finally:
         if acquired and not lock_conn.closed:
-            try:
+            # If the connection is gone, the server released the lock with it.
+            with contextlib.suppress(psycopg.Error):
                 lock_conn.execute(f"SELECT pg_advisory_unlock({_KEY_SQL})", (scope.tenant_id, selection_hash))
-            except psycopg.Error:
-                pass  # the connection is gone, and the server released the lock with it
 
 
 def lock_is_held(conn: psycopg.Connection, scope: TenantScope, selection_hash: str) -> bool:

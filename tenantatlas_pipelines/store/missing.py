@@ -54,7 +54,8 @@ def missing_items(scope: TenantScope, selection_hash: str) -> MissingResult:
     if ref is None:
         return MissingResult([], None, None, NO_FINISHED_RUN)
     rows = scope.conn.execute(
-        """SELECT policy_type, external_id, display_name, last_seen_at, last_seen_sync_run_id, confidence, reason
+        """SELECT policy_type, external_id, display_name, last_seen_at, last_seen_sync_run_id,
+                  confidence, reason
            FROM missing_items_for(%s, %s)""",
         (scope.tenant_id, selection_hash),
     ).fetchall()

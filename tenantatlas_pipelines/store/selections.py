@@ -38,7 +38,9 @@ def make_selection(name: str, policy_types: list[str] | tuple[str, ...]) -> Sele
     return Selection(name, payload, selection_hash(payload))
 
 
-def add_selection(conn: psycopg.Connection, name: str, policy_types: list[str] | tuple[str, ...]) -> Selection:
+def add_selection(
+    conn: psycopg.Connection, name: str, policy_types: list[str] | tuple[str, ...]
+) -> Selection:
     """Create or redefine a named selection; a changed payload starts a new lineage (new hash)."""
     selection = make_selection(name, policy_types)
     conn.execute(
@@ -69,8 +71,12 @@ def list_selections(conn: psycopg.Connection) -> list[Selection]:
 
 
 def get_selection(conn: psycopg.Connection, name: str) -> Selection:
-    row = conn.execute("SELECT name, payload, selection_hash FROM selections WHERE name = %s", (name,)).fetchone()
+    row = conn.execute(
+        "SELECT name, payload, selection_hash FROM selections WHERE name = %s", (name,)
+    ).fetchone()
     if row is None:
         known = ", ".join(s.name for s in list_selections(conn)) or "none"
-        raise TenantAtlasError(ErrorCode.UNKNOWN_SELECTION, f"unknown selection {name[:80]!r}; known: {known}")
+        raise TenantAtlasError(
+            ErrorCode.UNKNOWN_SELECTION, f"unknown selection {name[:80]!r}; known: {known}"
+        )
     return Selection(*row)

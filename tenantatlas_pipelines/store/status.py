@@ -21,5 +21,11 @@ def store_status(conn: psycopg.Connection) -> dict[str, Any]:
                FROM inventory_sync_runs r JOIN tenants t USING (tenant_id)
                ORDER BY r.tenant_id, r.selection_hash, r.started_at DESC, r.id DESC"""
         ).fetchall()
-    return {"migrations": migrations, "tenants": tenants, "selections": selections,
-            "items": items["n"] if items else 0, "runs": runs["n"] if runs else 0, "latest_runs": latest}
+    return {
+        "migrations": migrations,
+        "tenants": tenants,
+        "selections": selections,
+        "items": items["n"] if items else 0,
+        "runs": runs["n"] if runs else 0,
+        "latest_runs": latest,
+    }

@@ -20,8 +20,17 @@ from .selections import Selection
 
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
 FINISHED_STATUSES = ("succeeded", "partial", "failed")
-COUNTERS = ("items_observed", "items_new", "items_changed", "items_errors", "items_filtered",
-            "meta_keys_dropped", "requests", "throttled", "retries")
+COUNTERS = (
+    "items_observed",
+    "items_new",
+    "items_changed",
+    "items_errors",
+    "items_filtered",
+    "meta_keys_dropped",
+    "requests",
+    "throttled",
+    "retries",
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,14 @@ def start_run(scope: TenantScope, selection: Selection, *, dagster_run_id: str |
         """INSERT INTO inventory_sync_runs (tenant_id, selection_name, selection_hash, selection_payload,
                                             dagster_run_id, worker)
            VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-        (scope.tenant_id, selection.name, selection.selection_hash, Jsonb(selection.payload),
-         dagster_run_id, worker),
+        (
+            scope.tenant_id,
+            selection.name,
+            selection.selection_hash,
+            Jsonb(selection.payload),
+            dagster_run_id,
+            worker,
+        ),
     ).fetchone()
     assert row is not None
     run_id = int(row[0])
@@ -89,15 +104,30 @@ def start_run(scope: TenantScope, selection: Selection, *, dagster_run_id: str |
     return run_id
 
 
-def record_skipped(scope: TenantScope, selection: Selection, *, dagster_run_id: str | None, worker: str,
-                   code: ErrorCode, message: str) -> int:
+def record_skipped(
+    scope: TenantScope,
+    selection: Selection,
+    *,
+    dagster_run_id: str | None,
+    worker: str,
+    code: ErrorCode,
+    message: str,
+) -> int:
     """A run that did no work (another run holds the lock): finished at once, status skipped."""
     row = scope.conn.execute(
         """INSERT INTO inventory_sync_runs (tenant_id, selection_name, selection_hash, selection_payload,
                dagster_run_id, worker, status, error_codes, error_message, finished_at)
            VALUES (%s, %s, %s, %s, %s, %s, 'skipped', ARRAY[%s], %s, now()) RETURNING id""",
-        (scope.tenant_id, selection.name, selection.selection_hash, Jsonb(selection.payload),
-         dagster_run_id, worker, str(code), message),
+        (
+            scope.tenant_id,
+            selection.name,
+            selection.selection_hash,
+            Jsonb(selection.payload),
+            dagster_run_id,
+            worker,
+            str(code),
+            message,
+        ),
     ).fetchone()
     scope.conn.commit()
     assert row is not None
@@ -127,8 +157,18 @@ def mark_abandoned(scope: TenantScope, selection_hash: str) -> list[int]:
     return ids
 
 
-def add_page_counts(scope: TenantScope, run_id: int, policy_type: str, *, observed: int, new: int,
-                    changed: int, errors: int, filtered: int, meta_keys_dropped: int) -> None:
+def add_page_counts(
+    scope: TenantScope,
+    run_id: int,
+    policy_type: str,
+    *,
+    observed: int,
+    new: int,
+    changed: int,
+    errors: int,
+    filtered: int,
+    meta_keys_dropped: int,
+) -> None:
     """Add one page's counts inside the caller's (page) transaction."""
     scope.conn.execute(
         """UPDATE inventory_sync_run_types
@@ -141,23 +181,42 @@ def add_page_counts(scope: TenantScope, run_id: int, policy_type: str, *, observ
     )
 
 
-def finish_type(scope: TenantScope, run_id: int, policy_type: str, *, status: str,
-                error_code: str | None, error_message: str | None,
-                requests: int, throttled: int, retries: int) -> None:
+def finish_type(
+    scope: TenantScope,
+    run_id: int,
+    policy_type: str,
+    *,
+    status: str,
+    error_code: str | None,
+    error_message: str | None,
+    requests: int,
+    throttled: int,
+    retries: int,
+) -> None:
     """Record how reading one policy type ended; committed."""
     scope.conn.execute(
         """UPDATE inventory_sync_run_types
            SET status = %s, error_code = %s, error_message = %s, requests = %s, throttled = %s,
                retries = %s, started_at = coalesce(started_at, now()), finished_at = now()
            WHERE tenant_id = %s AND sync_run_id = %s AND policy_type = %s""",
-        (status, error_code, error_message, requests, throttled, retries, scope.tenant_id, run_id,
-         policy_type),
+        (
+            status,
+            error_code,
+            error_message,
+            requests,
+            throttled,
+            retries,
+            scope.tenant_id,
+            run_id,
+            policy_type,
+        ),
     )
     scope.conn.commit()
 
 
-def finalize_run(scope: TenantScope, run_id: int, *, status: str, error_codes: list[str],
-                 error_message: str | None) -> None:
+def finalize_run(
+    scope: TenantScope, run_id: int, *, status: str, error_codes: list[str], error_message: str | None
+) -> None:
     """Close the run: status, codes, and totals summed from its per-type rows (pending ones fail)."""
     conn = scope.conn
     conn.execute(
@@ -208,7 +267,8 @@ def get_run(scope: TenantScope, run_id: int) -> SyncRun | None:
 
 def list_runs(scope: TenantScope, selection_hash: str | None = None, limit: int = 50) -> list[SyncRun]:
     ids = scope.conn.execute(
-        """SELECT id FROM inventory_sync_runs WHERE tenant_id = %s AND (%s::text IS NULL OR selection_hash = %s)
+        """SELECT id FROM inventory_sync_runs
+           WHERE tenant_id = %s AND (%s::text IS NULL OR selection_hash = %s)
            ORDER BY started_at DESC, id DESC LIMIT %s""",
         (scope.tenant_id, selection_hash, selection_hash, limit),
     ).fetchall()

@@ -28,7 +28,8 @@ def validate_tenant_id(value: str) -> str:
     if not _GUID.match(candidate):
         raise TenantAtlasError(
             ErrorCode.INVALID_TENANT_ID,
-            f"invalid tenant id {str(value)[:80]!r}: expected a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47",
+            f"invalid tenant id {str(value)[:80]!r}: "
+            "expected a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47",
         )
     return candidate
 
@@ -51,7 +52,9 @@ def add_tenant(conn: psycopg.Connection, tenant_id: str, key: str, name: str, en
     tenant_id, key = validate_tenant_id(tenant_id), validate_tenant_key(key)
     owner = conn.execute("SELECT tenant_id FROM tenants WHERE key = %s", (key,)).fetchone()
     if owner and owner[0] != tenant_id:
-        raise TenantAtlasError(ErrorCode.INVALID_TENANT_KEY, f"tenant key {key!r} belongs to tenant {owner[0]}")
+        raise TenantAtlasError(
+            ErrorCode.INVALID_TENANT_KEY, f"tenant key {key!r} belongs to tenant {owner[0]}"
+        )
     with conn.cursor(row_factory=class_row(Tenant)) as cur:
         cur.execute(
             f"""INSERT INTO tenants (tenant_id, key, display_name, enabled) VALUES (%s, %s, %s, %s)
@@ -68,16 +71,16 @@ def add_tenant(conn: psycopg.Connection, tenant_id: str, key: str, name: str, en
 
 def list_tenants(conn: psycopg.Connection, enabled_only: bool = False) -> list[Tenant]:
     with conn.cursor(row_factory=class_row(Tenant)) as cur:
-        cur.execute(
-            f"SELECT {_COLUMNS} FROM tenants WHERE enabled OR NOT %s ORDER BY key", (enabled_only,)
-        )
+        cur.execute(f"SELECT {_COLUMNS} FROM tenants WHERE enabled OR NOT %s ORDER BY key", (enabled_only,))
         return cur.fetchall()
 
 
 def get_tenant(conn: psycopg.Connection, key_or_id: str) -> Tenant:
     """A tenant by key or GUID; UNKNOWN_TENANT names the keys that do exist."""
     with conn.cursor(row_factory=class_row(Tenant)) as cur:
-        cur.execute(f"SELECT {_COLUMNS} FROM tenants WHERE key = %s OR tenant_id = %s", (key_or_id, key_or_id))
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM tenants WHERE key = %s OR tenant_id = %s", (key_or_id, key_or_id)
+        )
         tenant = cur.fetchone()
     if tenant is None:
         known = ", ".join(t.key for t in list_tenants(conn)) or "none registered"
@@ -87,7 +90,9 @@ def get_tenant(conn: psycopg.Connection, key_or_id: str) -> Tenant:
 
 def set_enabled(conn: psycopg.Connection, key: str, enabled: bool) -> Tenant:
     tenant = get_tenant(conn, key)
-    conn.execute("UPDATE tenants SET enabled = %s, updated_at = now() WHERE tenant_id = %s",
-                 (enabled, tenant.tenant_id))
+    conn.execute(
+        "UPDATE tenants SET enabled = %s, updated_at = now() WHERE tenant_id = %s",
+        (enabled, tenant.tenant_id),
+    )
     conn.commit()
     return Tenant(tenant.tenant_id, tenant.key, tenant.name, enabled)

@@ -1,0 +1,273 @@
+"""Emulated tenants and their collections.
+
+A collection is never materialised: it is ``size`` generated objects (payloads computed from their index
+on demand) plus an overlay of removed indices, replaced payloads and objects added later. That keeps a
+50,000-object tenant as cheap as a 5-object one and lets tests mutate a tenant between two syncs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..policy_types import REGISTRY
+from .payloads import Payload, generate, object_id
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+#: Objects per type of a typical mid-sized tenant (~340 objects; several pages of settings catalog).
+DEFAULT_SIZES: Mapping[str, int] = MappingProxyType({
+    "deviceConfiguration": 40, "deviceCompliancePolicy": 12, "settingsCatalogPolicy": 60,
+    "groupPolicyConfiguration": 15, "endpointSecurityIntent": 8, "mobileApp": 90,
+    "appProtectionPolicy": 10, "appConfigurationPolicy": 8, "enrollmentConfiguration": 6,
+    "autopilotDeploymentProfile": 4, "deviceManagementScript": 10, "deviceHealthScript": 12,
+    "windowsFeatureUpdateProfile": 3, "windowsQualityUpdateProfile": 3, "roleScopeTag": 5,
+    "assignmentFilter": 10, "notificationMessageTemplate": 4, "termsAndConditions": 2,
+    "conditionalAccessPolicy": 18,
+})
+assert set(DEFAULT_SIZES) == set(REGISTRY)
+
+#: Whether a rate-limit 429 carries Retry-After: always, never, or every other one (Intune's habit).
+RATE_LIMIT_RETRY_AFTER_MODES = ("always", "never", "alternate")
+
+
+def scaled_sizes(factor: float, minimum: int = 1) -> dict[str, int]:
+    """DEFAULT_SIZES scaled by `factor` (at least `minimum` each): a quick way to make a tenant."""
+    return {k: max(minimum, round(v * factor)) for k, v in DEFAULT_SIZES.items()}
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """One emulated tenant. Types missing from `sizes` get their DEFAULT_SIZES count.
+
+    ``licensed=False``: every Intune collection answers 400 "Request not applicable to target tenant."
+    (conditional access is Entra, not Intune, and keeps working). ``consented=False``: the token
+    endpoint answers AADSTS700016. ``rate_limit=(n, seconds)``: a sliding window of Graph requests per
+    tenant; ``rate_limit_retry_after`` says whether the 429 carries Retry-After ("always", "never",
+    or "alternate" — every other 429 omits it, as Intune often does).
+    """
+
+    tenant_id: str
+    key: str
+    name: str
+    sizes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SIZES), hash=False)
+    licensed: bool = True
+    consented: bool = True
+    rate_limit: tuple[int, float] | None = None
+    rate_limit_retry_after: str = "alternate"
+
+    def __post_init__(self) -> None:
+        if not _GUID.match(self.tenant_id):
+            raise ValueError(f"tenant_id must be a lower-case GUID, got {self.tenant_id!r}")
+        if not _KEY.match(self.key):
+            raise ValueError(f"tenant key must match [a-z0-9-]+, got {self.key!r}")
+        unknown = set(self.sizes) - set(REGISTRY)
+        if unknown:
+            raise ValueError(f"unknown policy types in sizes: {sorted(unknown)}")
+        if self.rate_limit_retry_after not in RATE_LIMIT_RETRY_AFTER_MODES:
+            raise ValueError(f"rate_limit_retry_after must be one of {RATE_LIMIT_RETRY_AFTER_MODES}")
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", (int(self.rate_limit[0]), float(self.rate_limit[1])))
+
+    @property
+    def domain(self) -> str:
+        """The tenant's initial domain; Entra accepts it wherever the GUID is accepted."""
+        return f"{self.key}.onmicrosoft.com"
+
+    def size_of(self, policy_type: str) -> int:
+        return int(self.sizes.get(policy_type, DEFAULT_SIZES[policy_type]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "key": self.key, "name": self.name,
+                "sizes": {k: self.size_of(k) for k in REGISTRY}, "licensed": self.licensed,
+                "consented": self.consented,
+                "rate_limit": list(self.rate_limit) if self.rate_limit else None,
+                "rate_limit_retry_after": self.rate_limit_retry_after}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TenantSpec:
+        rate = data.get("rate_limit")
+        return cls(tenant_id=data["tenant_id"], key=data["key"], name=data.get("name", data["key"]),
+                   sizes=dict(data.get("sizes") or {}), licensed=bool(data.get("licensed", True)),
+                   consented=bool(data.get("consented", True)),
+                   rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
+                   rate_limit_retry_after=data.get("rate_limit_retry_after", "alternate"))
+
+
+_NORTHWIND = {
+    "deviceConfiguration": 350, "deviceCompliancePolicy": 120, "settingsCatalogPolicy": 260,
+    "groupPolicyConfiguration": 160, "endpointSecurityIntent": 40, "mobileApp": 1450,
+    "appProtectionPolicy": 60, "appConfigurationPolicy": 45, "enrollmentConfiguration": 25,
+    "autopilotDeploymentProfile": 12, "deviceManagementScript": 70, "deviceHealthScript": 55,
+    "windowsFeatureUpdateProfile": 8, "windowsQualityUpdateProfile": 8, "roleScopeTag": 30,
+    "assignmentFilter": 80, "notificationMessageTemplate": 15, "termsAndConditions": 5,
+    "conditionalAccessPolicy": 110,
+}
+
+CONTOSO = TenantSpec("6f1d0a52-8b3e-4c2a-9d71-3e5b8c0f4a21", "contoso", "Contoso Ltd.")
+FABRIKAM = TenantSpec("b24e7c19-05d3-4a8f-b6e2-9c1f7a3d5e08", "fabrikam", "Fabrikam, Inc.",
+                      sizes=scaled_sizes(0.15))
+NORTHWIND = TenantSpec("0c9a3f7e-6d21-4b58-8e4f-a7b2d1c63e95", "northwind", "Northwind Traders",
+                       sizes=_NORTHWIND)
+TAILSPIN = TenantSpec("e87b2d40-3a9c-4f16-a05d-52c8e1b9f7a3", "tailspin", "Tailspin Toys (no Intune)",
+                      sizes=scaled_sizes(0.1), licensed=False)
+#: Not in DEMO_TENANTS: a customer that never consented to the app (token endpoint: AADSTS700016).
+WOODGROVE = TenantSpec("4d5c6b7a-1e2f-4a3b-8c9d-0e1f2a3b4c5d", "woodgrove", "Woodgrove Bank (no consent)",
+                       sizes=scaled_sizes(0.1), consented=False)
+
+DEMO_TENANTS: tuple[TenantSpec, ...] = (CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN)
+
+
+def small_tenants(factor: float = 0.05) -> tuple[TenantSpec, ...]:
+    """DEMO_TENANTS (same GUIDs, keys and flags) with each tenant's sizes scaled by `factor`.
+
+    Every type keeps at least one object, and settings catalog at least 30 so it still spans two pages
+    of 25 — the paging behaviour tests and demos most need to show.
+    """
+    out = []
+    for spec in DEMO_TENANTS:
+        sizes = {k: max(1, round(spec.size_of(k) * factor)) for k in DEFAULT_SIZES}
+        sizes["settingsCatalogPolicy"] = max(30, sizes["settingsCatalogPolicy"])
+        out.append(TenantSpec(spec.tenant_id, spec.key, spec.name, sizes=sizes, licensed=spec.licensed,
+                              consented=spec.consented, rate_limit=spec.rate_limit,
+                              rate_limit_retry_after=spec.rate_limit_retry_after))
+    return tuple(out)
+
+
+class Collection:
+    """One tenant's objects of one policy type: generated indices plus an overlay of changes.
+
+    Positions ("slots") are stable while paging: slots ``0..size-1`` are generated objects, slots from
+    ``size`` on are added objects in insertion order (removed ones stay as tombstones), so a cursor keeps
+    pointing at the same place when objects elsewhere are removed or added. Callers hold the lock.
+    """
+
+    def __init__(self, seed: int, tenant_id: str, policy_type: str, size: int) -> None:
+        self.seed, self.tenant_id, self.policy_type = seed, tenant_id, policy_type
+        self.size = size
+        self.removed: set[int] = set()
+        self.replaced: dict[int, Payload] = {}
+        self.added: list[Payload | None] = []
+        self._index_of: dict[str, int] = {}
+        self._indexed_up_to = 0
+        self._added_counter = 0
+
+    # --- lookup ---------------------------------------------------------------------------------------
+
+    def _generated_index(self, external_id: str) -> int | None:
+        if self._indexed_up_to < self.size:  # built lazily: only removal and lookups need it
+            for i in range(self._indexed_up_to, self.size):
+                self._index_of[object_id(self.seed, self.tenant_id, self.policy_type, i)] = i
+            self._indexed_up_to = self.size
+        i = self._index_of.get(external_id)
+        return i if i is not None and i < self.size else None
+
+    def slot_of(self, external_id: str) -> int | None:
+        """The slot of a live object, or None."""
+        for k, item in enumerate(self.added):
+            if item is not None and item.get("id") == external_id:
+                return self.size + k
+        i = self._generated_index(external_id)
+        if i is None or i in self.removed:
+            return None
+        if i in self.replaced and self.replaced[i].get("id") != external_id:
+            return None
+        return i
+
+    def payload_at(self, slot: int) -> Payload | None:
+        """The live payload at a slot, or None for a removed object or a slot past the end."""
+        if slot < self.size:
+            if slot in self.removed:
+                return None
+            replaced = self.replaced.get(slot)
+            return dict(replaced) if replaced is not None else generate(
+                self.seed, self.tenant_id, self.policy_type, slot)
+        k = slot - self.size
+        if 0 <= k < len(self.added) and self.added[k] is not None:
+            return dict(self.added[k])  # type: ignore[arg-type]
+        return None
+
+    def _live(self, slot: int) -> bool:
+        if slot < self.size:
+            return slot not in self.removed
+        k = slot - self.size
+        return 0 <= k < len(self.added) and self.added[k] is not None
+
+    @property
+    def slot_count(self) -> int:
+        return self.size + len(self.added)
+
+    def count(self) -> int:
+        return self.size - len({i for i in self.removed if i < self.size}) + sum(
+            1 for a in self.added if a is not None)
+
+    def page(self, start: int, limit: int) -> tuple[list[tuple[int, Payload]], int | None]:
+        """Up to `limit` live (slot, payload) pairs from `start`, and the slot to continue at (or None)."""
+        out: list[tuple[int, Payload]] = []
+        slot, end = max(0, start), self.slot_count
+        while slot < end and len(out) < limit:
+            payload = self.payload_at(slot)
+            if payload is not None:
+                out.append((slot, payload))
+            slot += 1
+        while slot < end and not self._live(slot):
+            slot += 1
+        return out, (slot if slot < end else None)
+
+    def first_live_slot(self) -> int | None:
+        items, _ = self.page(0, 1)
+        return items[0][0] if items else None
+
+    def __iter__(self) -> Iterator[Payload]:
+        for slot in range(self.slot_count):
+            payload = self.payload_at(slot)
+            if payload is not None:
+                yield payload
+
+    # --- mutation -------------------------------------------------------------------------------------
+
+    def add(self, payload: Payload | None) -> str:
+        """Add (or, when the id exists, replace in place) an object; returns its id."""
+        if payload is None:
+            self._added_counter += 1
+            payload = generate(self.seed, self.tenant_id, self.policy_type, f"added-{self._added_counter}")
+            while self.slot_of(payload["id"]) is not None:  # astronomically unlikely; stay correct anyway
+                self._added_counter += 1
+                payload = generate(self.seed, self.tenant_id, self.policy_type,
+                                   f"added-{self._added_counter}")
+        else:
+            payload = dict(payload)
+            if "id" not in payload:
+                self._added_counter += 1
+                payload["id"] = object_id(self.seed, self.tenant_id, self.policy_type,
+                                          f"explicit-{self._added_counter}")
+        external_id = str(payload["id"])
+        slot = self.slot_of(external_id)
+        if slot is None:
+            self.added.append(payload)
+        elif slot < self.size:
+            self.replaced[slot] = payload
+        else:
+            self.added[slot - self.size] = payload
+        return external_id
+
+    def remove(self, external_id: str) -> bool:
+        slot = self.slot_of(external_id)
+        if slot is None:
+            return False
+        if slot < self.size:
+            self.removed.add(slot)
+            self.replaced.pop(slot, None)
+        else:
+            self.added[slot - self.size] = None
+        return True
+
+    def set_size(self, n: int) -> None:
+        """Grow or shrink the generated part (added objects are kept)."""
+        if n < 0:
+            raise ValueError("size must be >= 0")
+        self.size = n

@@ -1,0 +1,291 @@
+"""GraphClient: read Intune collections page by page, surviving throttling, flaky pages and token expiry.
+
+One client per process, shared by threads and reused across tenants and runs: it owns one httpx
+connection pool (HTTP/1.1 keep-alive), one token provider (MSAL apps per tenant) and one semaphore per
+tenant that bounds concurrent Graph requests for that tenant (Intune's limits are per tenant). A
+collection read is a generator, so memory stays at one page whatever the collection size; it either
+yields every page or raises a GraphError, never ends early without saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+
+from ..errors import ErrorCode
+from ..policy_types import get_policy_type
+from .auth import USER_AGENT, TokenProvider
+from .errors import (
+    RETRYABLE_STATUSES,
+    SERVER_ERROR_ATTEMPTS,
+    SHORT_RETRY_STATUSES,
+    GraphError,
+    error_for_response,
+    is_invalid_token,
+    safe_url,
+)
+from .paging import LoopGuard, check_next_link, first_url, parse_page
+from .retry import RetryPolicy, next_delay, parse_retry_after
+from .settings import GraphSettings
+from .tls import build_ssl_context
+
+log = logging.getLogger(__name__)
+
+
+# A GUID or a domain name (Entra accepts both); anything else must not reach a URL path.
+_TENANT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
+
+
+def _checked_tenant(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not _TENANT.match(tenant_id):
+        raise GraphError(ErrorCode.INVALID_TENANT_ID, f"not a tenant id or domain: {str(tenant_id)[:80]!r}")
+    return tenant_id
+
+
+class TokenSource(Protocol):
+    """What the client needs from authentication (TokenProvider; a stub in unit tests)."""
+
+    def token(self, tenant_id: str, *, force_refresh: bool = False) -> str: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RequestStats:
+    """Thread-safe counters for one sync run (or any scope the caller chooses).
+
+    requests: HTTP requests sent to Graph (token requests are not counted: MSAL owns them);
+    throttled: answers that told us to slow down — every 429, and 503s that carried Retry-After;
+    retries: requests repeated after a retryable failure (including the one forced token refresh);
+    pages: pages successfully read; wait_s: seconds slept before retries.
+    """
+
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    pages: int = 0
+    wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Not a dataclass field, so dataclasses.asdict()/replace() keep working on the counters.
+        self._lock = threading.Lock()
+
+    def add(self, *, requests: int = 0, throttled: int = 0, retries: int = 0, pages: int = 0,
+            wait_s: float = 0.0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.throttled += throttled
+            self.retries += retries
+            self.pages += pages
+            self.wait_s += wait_s
+
+    def snapshot(self) -> dict[str, int | float]:
+        """A consistent copy, e.g. for Dagster metadata."""
+        with self._lock:
+            return {"requests": self.requests, "throttled": self.throttled, "retries": self.retries,
+                    "pages": self.pages, "wait_s": round(self.wait_s, 3)}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection: the raw decoded items (non-dicts included) and the URL it came from.
+
+    `url` is the full request URL (it may carry a skiptoken): use it for debugging, never in stored
+    errors; `number` counts pages from 1 within one collection read.
+    """
+
+    items: list[Any]
+    url: str
+    number: int = 1
+
+
+class GraphClient:
+    """Microsoft Graph reader for many tenants; thread-safe; close() or use as a context manager."""
+
+    def __init__(
+        self,
+        settings: GraphSettings,
+        *,
+        token_source: TokenSource | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        ssl_context = build_ssl_context(settings.ca_bundle)
+        self._tokens: TokenSource = token_source or TokenProvider(settings, ssl_context)
+        self._policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            budget_s=settings.retry_budget_s,
+            base_s=settings.backoff_base_s,
+            cap_s=settings.backoff_cap_s,
+        )
+        pool = max(8, settings.per_tenant_concurrency * 4)
+        self._http = httpx.Client(
+            verify=ssl_context,
+            transport=transport,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.read_timeout,
+            ),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=30),
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            follow_redirects=False,
+            http2=False,
+        )
+        self._sleep, self._now, self._rand = sleep, now, rand
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._guard = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release connections and cached MSAL apps."""
+        self._http.close()
+        self._tokens.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- public API -----------------------------------------------------------------------------
+    @property
+    def per_tenant_concurrency(self) -> int:
+        """How many Graph requests per tenant run at once (callers size their worker pools by it)."""
+        return self.settings.per_tenant_concurrency
+
+    def acquire_token(self, tenant_id: str) -> None:
+        """Fail fast: get (or reuse) a token for the tenant, raising an auth GraphError if we cannot."""
+        self._tokens.token(_checked_tenant(tenant_id))
+
+    def iter_pages(
+        self, tenant_id: str, policy_type_key: str, *, stats: RequestStats | None = None
+    ) -> Iterator[Page]:
+        """Every page of the type's collection for the tenant, following nextLinks verbatim.
+
+        Raises GraphError when the collection cannot be read completely (after retries where they
+        make sense); pages already yielded stay valid, but the read as a whole is incomplete.
+        """
+        _checked_tenant(tenant_id)
+        policy_type = get_policy_type(policy_type_key)
+        stats = stats if stats is not None else RequestStats()
+        url: str | None = first_url(self.settings.graph_url, policy_type)
+        guard = LoopGuard()
+        number = 0
+        while url is not None:
+            items, next_link = self._get_page(tenant_id, url, stats)
+            number += 1
+            guard.check_page(url, items)
+            stats.add(pages=1)
+            if next_link is not None:
+                check_next_link(next_link, self.settings.graph_url, url)
+                guard.check_next(url, next_link)
+            page = Page(items=items, url=url, number=number)
+            del items  # hold no page while the next one is fetched: memory stays one page deep
+            yield page
+            del page
+            url = next_link
+
+    # -- one request, with retries ----------------------------------------------------------------
+    def _semaphore(self, tenant_id: str) -> threading.BoundedSemaphore:
+        with self._guard:
+            sem = self._semaphores.get(tenant_id)
+            if sem is None:
+                sem = self._semaphores[tenant_id] = threading.BoundedSemaphore(
+                    self.settings.per_tenant_concurrency
+                )
+            return sem
+
+    def _send(self, tenant_id: str, url: str, token: str, stats: RequestStats) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
+        with self._semaphore(tenant_id):
+            stats.add(requests=1)
+            return self._http.get(url, headers=headers)
+
+    def _get_page(self, tenant_id: str, url: str, stats: RequestStats) -> tuple[list[Any], str | None]:
+        """One page, retrying 429/5xx/transport failures per the retry policy."""
+        attempt = 0
+        waited = 0.0
+        refreshed = False
+        while True:
+            attempt += 1
+            token = self._tokens.token(tenant_id)
+            retry_after: float | None = None
+            attempt_cap: int | None = None
+            try:
+                response = self._send(tenant_id, url, token, stats)
+            except httpx.TimeoutException as exc:
+                error = GraphError(
+                    ErrorCode.GRAPH_TIMEOUT,
+                    f"GET {safe_url(url)} timed out ({type(exc).__name__})",
+                    retryable=True,
+                )
+            except httpx.TransportError as exc:
+                error = GraphError(
+                    ErrorCode.GRAPH_NETWORK,
+                    f"GET {safe_url(url)} failed on the network ({type(exc).__name__})",
+                    retryable=True,
+                )
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return parse_page(response.content, url)
+                if status == 401 and not refreshed and is_invalid_token(status, response.content):
+                    # A token revoked or expired early: get a fresh one once, then give up.
+                    refreshed = True
+                    attempt -= 1  # the refresh does not use up an attempt
+                    stats.add(retries=1)
+                    log.info("Graph rejected the token for tenant %s; refreshing it once", tenant_id)
+                    self._tokens.token(tenant_id, force_refresh=True)
+                    continue
+                error = error_for_response(status, response.content, "GET", url)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
+                if status == 429 or (status == 503 and retry_after is not None):
+                    stats.add(throttled=1)
+                if status not in RETRYABLE_STATUSES:
+                    raise error
+                if status in SHORT_RETRY_STATUSES:
+                    attempt_cap = SERVER_ERROR_ATTEMPTS
+            delay = next_delay(self._policy, attempt, waited, retry_after, self._rand(), attempt_cap)
+            if delay is None:
+                raise error.with_message(
+                    f"{error.message}; {self._give_up_reason(attempt, attempt_cap, waited, retry_after)}"
+                ) from None
+            log.info(
+                "tenant %s: %s [%s]; retry %d in %.2fs%s", tenant_id, safe_url(url), error.code, attempt,
+                delay, " (Retry-After)" if retry_after is not None else "",
+            )
+            stats.add(retries=1, wait_s=delay)
+            waited += delay
+            self._sleep(delay)
+
+    def _give_up_reason(
+        self, attempt: int, attempt_cap: int | None, waited: float, retry_after: float | None
+    ) -> str:
+        limit = min(self._policy.max_attempts, attempt_cap or self._policy.max_attempts)
+        if attempt >= limit:
+            return f"gave up after {attempt} attempt(s) and {waited:.1f}s of waiting"
+        if retry_after is not None:
+            return (
+                f"Retry-After {retry_after:g}s exceeds the remaining retry budget "
+                f"({self._policy.budget_s - waited:.1f}s of {self._policy.budget_s:g}s); gave up after "
+                f"{attempt} attempt(s)"
+            )
+        return f"retry budget of {self._policy.budget_s:g}s used up after {attempt} attempt(s)"
