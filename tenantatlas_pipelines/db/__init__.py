@@ -68,12 +68,14 @@ class Database:
             yield conn
 
     def migrate(self) -> list[str]:
+        from ..store.policy_types import sync_policy_types
         from ..store.selections import seed_default_selections
         from .migrate import apply_migrations
 
         applied = apply_migrations(self)
         with self.connect() as conn:
             seed_default_selections(conn)
+            sync_policy_types(conn)
         self._migrated = True
         return applied
 

@@ -49,7 +49,8 @@ def _test_database(database_server_url: str) -> Iterator[Database]:
 
 
 def empty_database(db: Database) -> None:
-    """Truncate every table but the migration record, then re-seed the default selections."""
+    """Truncate every table but the migration record, then re-seed what migrate seeds."""
+    from tenantatlas_pipelines.store.policy_types import sync_policy_types
     from tenantatlas_pipelines.store.selections import seed_default_selections
 
     with db.connect() as conn:
@@ -68,6 +69,7 @@ def empty_database(db: Database) -> None:
             )
         conn.commit()
         seed_default_selections(conn)
+        sync_policy_types(conn)
 
 
 @pytest.fixture

@@ -1,0 +1,534 @@
+"""`tenantatlas demo | dev | sync | missing`: the pipeline through Dagster, from the command line.
+
+Every sync here is a Dagster run of the sync job (in-process executor) recorded in a persistent
+instance, so what the CLI did shows up in `tenantatlas dev`'s UI next to scheduled runs. The instance
+lives in DAGSTER_HOME when set, else TENANTATLAS_HOME/dagster, with Dagster's storage in a `dagster`
+database on the same PostgreSQL server.
+
+Exit status of `sync`: 0 succeeded, 1 failed, 3 partial, 4 skipped (another run holds the lock),
+2 refused before any run (unknown tenant/selection, store unreachable: the `[code] message` line says).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import ErrorCode, TenantAtlasError
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+    from .db import Database
+    from .defs.partitions import PartitionRef
+
+EXIT_BY_STATUS = {"succeeded": 0, "failed": 1, "partial": 3, "skipped": 4}
+GRAPH_CONFIG_ENV = ("TENANTATLAS_GRAPH_URL", "TENANTATLAS_CLIENT_ID")
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """TenantAtlasError -> one `error [code]: message` line on stderr, exit status 2 (as cli.py does)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TenantAtlasError as exc:
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    from .cli import print_table
+
+    print_table(rows, headers)
+
+
+# --- set-up shared by the commands -------------------------------------------------------------------
+@dataclass
+class Stack:
+    """What a command runs against: the store, maybe the emulator, and the Dagster instance's home."""
+
+    db: Database
+    dagster_home: Path
+    emulator: Any = None
+    tenant_keys: list[str] = field(default_factory=list)
+
+
+def _want_emulator(flag: bool | None) -> bool:
+    """Explicit flag wins; otherwise the emulator runs only when no real Graph is configured."""
+    if flag is not None:
+        return flag
+    return not any(os.environ.get(v, "").strip() for v in GRAPH_CONFIG_ENV)
+
+
+def _start_emulator(home: Path, scale: float) -> tuple[Any, list[Any], dict[str, str]]:
+    """Start the Graph emulator with the demo tenants; returns it, its tenants and the Graph env for it."""
+    from .emulator import DEMO_TENANTS, Emulator
+    from .emulator.data import small_tenants
+
+    tenants = list(DEMO_TENANTS if scale >= 1 else small_tenants(scale))
+    emu = Emulator(state_dir=home / "emulator", tenants=tenants)
+    emu.start()
+    env = {
+        "TENANTATLAS_AUTHORITY_HOST": emu.authority_host,
+        "TENANTATLAS_GRAPH_URL": emu.graph_url,
+        "TENANTATLAS_CA_BUNDLE": str(emu.ca_path),
+        "TENANTATLAS_CLIENT_ID": emu.client_id,
+        "TENANTATLAS_CLIENT_SECRET": emu.client_secret,
+    }
+    return emu, tenants, env
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set env vars for the duration (Dagster runs, `dagster dev` inherit them), then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _instance_env(db: Database) -> tuple[Path, dict[str, str]]:
+    """DAGSTER_HOME and the storage URL for the instance (writing its dagster.yaml unless the operator
+    brought their own in DAGSTER_HOME)."""
+    from .defs.instance import STORAGE_URL_ENV, dagster_home, sqlalchemy_storage_url, write_instance_yaml
+
+    explicit = bool(os.environ.get("DAGSTER_HOME", "").strip())
+    home = dagster_home()
+    if not explicit or not (home / "dagster.yaml").exists():
+        write_instance_yaml(home)
+    return home, {
+        "DAGSTER_HOME": str(home),
+        STORAGE_URL_ENV: sqlalchemy_storage_url(db.dagster_storage_url()),
+    }
+
+
+@contextmanager
+def stack(*, emulator: bool, scale: float = 1.0, register_demo: bool = True) -> Iterator[Stack]:
+    """Database (embedded unless configured) + seeded selections + optional emulator and demo tenants,
+    with the env the Dagster runs need set for the duration."""
+    from .config import home_dir
+    from .db import Database
+    from .store.selections import seed_default_selections
+    from .store.tenants import add_tenant
+
+    db = Database.from_env()
+    with db.connect() as conn:
+        seed_default_selections(conn)
+    dagster_home, env = _instance_env(db)
+    emu = None
+    keys: list[str] = []
+    try:
+        if emulator:
+            emu, specs, graph_env = _start_emulator(home_dir(), scale)
+            env.update(graph_env)
+            if register_demo:
+                with db.connect() as conn:
+                    keys = [add_tenant(conn, s.tenant_id, s.key, s.name).key for s in specs]
+        with _environ(env):
+            yield Stack(db=db, dagster_home=dagster_home, emulator=emu, tenant_keys=keys)
+    finally:
+        if emu is not None:
+            from .defs.resources import close_clients
+
+            close_clients()  # their connections and TLS trust belong to this emulator
+            emu.stop()
+
+
+# --- running partitions through Dagster --------------------------------------------------------------
+@dataclass(frozen=True)
+class PartitionOutcome:
+    """One partition's Dagster run, as the CLI reports it."""
+
+    tenant: str
+    selection: str
+    dagster_run_id: str
+    dagster_success: bool
+    ledger: dict[str, Any]
+    missing_high: int | None
+    missing_low: int | None
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        return str(self.ledger.get("status") or "failed")
+
+
+def _quiet_dagster() -> None:
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*(preview|beta|experimental).*")
+
+
+def open_instance() -> DagsterInstance:
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get()
+
+
+def materialize_partition(
+    instance: DagsterInstance, db: Database, ref: PartitionRef, log_level: str = "CRITICAL"
+) -> PartitionOutcome:
+    """One run of the sync job for `ref` (sync + missing items + checks), read back from the ledger."""
+    from . import definitions
+    from .defs.jobs import SYNC_JOB_NAME
+    from .defs.partitions import TENANT_PARTITIONS_NAME
+
+    if not instance.has_dynamic_partition(TENANT_PARTITIONS_NAME, ref.tenant):
+        instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, [ref.tenant])
+    job = definitions.defs.resolve_job_def(SYNC_JOB_NAME)
+    started = time.monotonic()
+    result = job.execute_in_process(
+        partition_key=ref.key,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    seconds = time.monotonic() - started
+    ledger = ledger_for_run(db, ref, result.run_id) or _failure_summary(result, ref)
+    high = low = None
+    if ledger.get("status") != "failed" or result.success:
+        high, low = _missing_counts(db, ref)
+    return PartitionOutcome(
+        ref.tenant, ref.selection, result.run_id, result.success, ledger, high, low, seconds
+    )
+
+
+def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict[str, Any] | None:
+    """The ledger row the engine wrote for this Dagster run, as the CLI's JSON summary."""
+    from .defs.reporting import summary_from_sync_run
+    from .store.scope import tenant_scope
+    from .store.selections import get_selection
+    from .store.sync_runs import list_runs
+    from .store.tenants import get_tenant
+
+    with db.connect() as conn:
+        tenant = get_tenant(conn, ref.tenant)
+        selection = get_selection(conn, ref.selection)
+        runs = list_runs(tenant_scope(conn, tenant.tenant_id), selection.selection_hash, limit=20)
+    for run in runs:
+        if run.dagster_run_id == dagster_run_id:
+            return summary_from_sync_run(run, tenant_key=tenant.key)
+    return None
+
+
+def _failure_summary(result: Any, ref: PartitionRef) -> dict[str, Any]:
+    """No ledger row: the run was refused before the engine started; say why with the failure's text."""
+    message = "the Dagster run failed before the sync started"
+    codes: list[str] = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key == "inventory_sync":
+            data = event.step_failure_data
+            message = (data.user_failure_data.description if data.user_failure_data else None) or (
+                data.error.message.strip() if data.error else message
+            )
+            meta = data.user_failure_data.metadata if data.user_failure_data else {}
+            if "error_codes" in meta:
+                codes = [c for c in str(meta["error_codes"].value).split(", ") if c and c != "none"]
+    return {
+        "sync_run_id": None,
+        "status": "failed",
+        "tenant_key": ref.tenant,
+        "selection_name": ref.selection,
+        "counts": {},
+        "error_codes": codes or [str(ErrorCode.INTERNAL_ERROR)],
+        "error_message": message,
+    }
+
+
+def _missing_counts(db: Database, ref: PartitionRef) -> tuple[int | None, int | None]:
+    from .store.missing_snapshots import get_snapshot
+    from .store.scope import tenant_scope
+    from .store.tenants import get_tenant
+
+    with db.connect() as conn:
+        snapshot = get_snapshot(tenant_scope(conn, get_tenant(conn, ref.tenant).tenant_id), ref.selection)
+    return (snapshot.items_high, snapshot.items_low) if snapshot else (None, None)
+
+
+def _outcome_row(o: PartitionOutcome) -> list[Any]:
+    counts = o.ledger.get("counts") or {}
+    return [
+        o.tenant,
+        o.selection,
+        o.status,
+        counts.get("observed"),
+        counts.get("new"),
+        counts.get("changed"),
+        counts.get("errors"),
+        o.missing_high,
+        o.missing_low,
+        ",".join(o.ledger.get("error_codes") or []),
+        f"{o.seconds:.1f}s",
+    ]
+
+
+OUTCOME_HEADERS = [
+    "tenant",
+    "selection",
+    "status",
+    "observed",
+    "new",
+    "changed",
+    "errors",
+    "missing_high",
+    "missing_low",
+    "error_codes",
+    "time",
+]
+
+
+def _all_partitions(db: Database, tenants: Sequence[str], selections: Sequence[str]) -> list[PartitionRef]:
+    from .defs.partitions import SELECTION_NAMES, PartitionRef
+    from .store.tenants import list_tenants
+
+    with db.connect() as conn:
+        enabled = [t.key for t in list_tenants(conn, enabled_only=True)]
+    chosen_tenants = [t for t in enabled if not tenants or t in tenants]
+    chosen_selections = [s for s in SELECTION_NAMES if not selections or s in selections]
+    unknown = sorted(set(selections) - set(SELECTION_NAMES))
+    if unknown:
+        raise TenantAtlasError(
+            ErrorCode.UNKNOWN_SELECTION,
+            f"unknown selection(s) {unknown}; known: {', '.join(SELECTION_NAMES)}",
+        )
+    return [PartitionRef(t, s) for t in chosen_tenants for s in chosen_selections]
+
+
+# --- commands ----------------------------------------------------------------------------------------
+_emulator_option = click.option(
+    "--emulator/--no-emulator",
+    default=None,
+    help="Run against the bundled Graph emulator with its demo tenants "
+    "(default: when no Graph is configured).",
+)
+
+
+@click.command("demo")
+@_emulator_option
+@click.option("--tenant", "tenants", multiple=True, help="Only these tenant keys (repeatable).")
+@click.option("--selection", "selections", multiple=True, help="Only these selections (repeatable).")
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Emulator object counts relative to the demo tenants (e.g. 0.05 for a quick look).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON instead of a table.")
+@click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up).")
+@_handle_errors
+def demo(
+    emulator: bool | None,
+    tenants: tuple[str, ...],
+    selections: tuple[str, ...],
+    scale: float,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Sync every (tenant, selection) partition through Dagster and print a summary.
+
+    Starts the embedded PostgreSQL and the Graph emulator with its demo tenants when nothing else is
+    configured, registers them, and runs each partition as its own Dagster run (in-process) recorded
+    in the persistent instance under TENANTATLAS_HOME/dagster.
+    """
+    _quiet_dagster()
+    with stack(emulator=_want_emulator(emulator), scale=scale) as st:
+        refs = _all_partitions(st.db, tenants, selections)
+        if not refs:
+            raise TenantAtlasError(
+                ErrorCode.UNKNOWN_TENANT,
+                "no enabled tenants to sync; register one with "
+                "`tenantatlas tenants add` or run with --emulator",
+            )
+        outcomes: list[PartitionOutcome] = []
+        with open_instance() as instance:
+            for n, ref in enumerate(refs, 1):
+                click.echo(f"[{n}/{len(refs)}] {ref.tenant}/{ref.selection} ...", nl=False, err=True)
+                outcome = materialize_partition(instance, st.db, ref, "INFO" if verbose else "CRITICAL")
+                outcomes.append(outcome)
+                click.echo(f" {outcome.status} ({outcome.seconds:.1f}s)", err=True)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        **o.ledger,
+                        "tenant": o.tenant,
+                        "selection": o.selection,
+                        "dagster_run_id": o.dagster_run_id,
+                        "missing_high": o.missing_high,
+                        "missing_low": o.missing_low,
+                    }
+                    for o in outcomes
+                ],
+                default=str,
+                indent=2,
+            )
+        )
+    else:
+        _print_table([_outcome_row(o) for o in outcomes], OUTCOME_HEADERS)
+        by_status: dict[str, int] = {}
+        for o in outcomes:
+            by_status[o.status] = by_status.get(o.status, 0) + 1
+        click.echo(
+            f"\n{len(outcomes)} partitions: " + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
+        )
+        click.echo(f"Dagster instance: {st.dagster_home}  (browse it with `tenantatlas dev`)")
+
+
+@click.command("dev")
+@_emulator_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option(
+    "--scale", type=float, default=1.0, show_default=True, help="Emulator object counts (see demo)."
+)
+@_handle_errors
+def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
+    """Set up like `demo`, then run `dagster dev` (webserver + daemon) on PostgreSQL storage.
+
+    The tenant registry sensor turns registered tenants into partitions and syncs new ones; the
+    schedule keeps them fresh. Stop with Ctrl-C (the emulator stops with it).
+    """
+    with stack(emulator=_want_emulator(emulator), scale=scale) as st:
+        from .config import PROJECT_ROOT
+
+        workspace = PROJECT_ROOT / "workspace.yaml"
+        target = ["-w", str(workspace)] if workspace.exists() else ["-m", "tenantatlas_pipelines.definitions"]
+        cmd = [sys.executable, "-m", "dagster", "dev", *target, "--host", host, "--port", str(port)]
+        click.echo(
+            f"DAGSTER_HOME={st.dagster_home}\nstarting: {' '.join(cmd[2:])}\nUI: http://{host}:{port}",
+            err=True,
+        )
+        proc = subprocess.Popen(cmd, env=os.environ.copy())
+        # SIGTERM (a service manager stopping us) ends `dagster dev` the same graceful way as Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(code)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command("sync")
+@click.option("--tenant", required=True, help="Tenant key.")
+@click.option("--selection", required=True, help="Named selection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ledger result as JSON.")
+@click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr.")
+@_handle_errors
+def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
+    """Materialize one (tenant, selection) partition through Dagster and print the ledger result.
+
+    Exit status 0 only when the sync succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
+    """
+    from .db import Database
+    from .store.selections import get_selection
+    from .store.tenants import get_tenant
+
+    _quiet_dagster()
+    db = Database.from_env()
+    with db.connect() as conn:  # refuse unknown names before anything is recorded in Dagster
+        t = get_tenant(conn, tenant)
+        if not t.enabled:
+            raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {t.key!r} is disabled")
+        get_selection(conn, selection)
+    from .defs.partitions import SELECTION_NAMES, PartitionRef
+
+    if selection not in SELECTION_NAMES:
+        raise TenantAtlasError(
+            ErrorCode.UNKNOWN_SELECTION,
+            f"selection {selection!r} is not a partition of "
+            f"the loaded definitions ({', '.join(SELECTION_NAMES)})",
+        )
+    _, env = _instance_env(db)
+    with _environ(env), open_instance() as instance:
+        outcome = materialize_partition(
+            instance, db, PartitionRef(t.key, selection), "INFO" if verbose else "CRITICAL"
+        )
+    summary = {
+        **outcome.ledger,
+        "dagster_run_id": outcome.dagster_run_id,
+        "missing_high": outcome.missing_high,
+        "missing_low": outcome.missing_low,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, default=str, indent=2))
+    else:
+        _print_table([_outcome_row(outcome)], OUTCOME_HEADERS)
+        if summary.get("error_message"):
+            click.echo(f"\n{summary['error_message']}")
+    sys.exit(EXIT_BY_STATUS.get(outcome.status, 1))
+
+
+@click.command("missing")
+@click.option("--tenant", required=True, help="Tenant key.")
+@click.option("--selection", required=True, help="Named selection.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@_handle_errors
+def missing(tenant: str, selection: str, as_json: bool) -> None:
+    """Print the missing items of a tenant and selection, with confidence (derived from the store now)."""
+    from .db import Database
+    from .store.missing import missing_items
+    from .store.scope import tenant_scope
+    from .store.selections import get_selection
+    from .store.tenants import get_tenant
+
+    with Database.from_env().connect() as conn:
+        t = get_tenant(conn, tenant)
+        sel = get_selection(conn, selection)
+        result = missing_items(tenant_scope(conn, t.tenant_id), sel.selection_hash)
+    rows = [
+        {
+            "policy_type": i.policy_type,
+            "external_id": i.external_id,
+            "display_name": i.display_name,
+            "last_seen_at": i.last_seen_at.isoformat(),
+            "confidence": i.confidence,
+            "reason": i.reason,
+        }
+        for i in result.items
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if result.reason:
+        click.echo(f"no reference run yet for {t.key}/{sel.name} ({result.reason}): nothing can be missing")
+        return
+    _print_table([list(r.values()) for r in rows], list(rows[0]) if rows else ["policy_type", "external_id"])
+    click.echo(
+        f"\n{len(rows)} missing ({result.high} high, {result.low} low confidence) "
+        f"relative to sync run {result.run_id} ({result.run_status})"
+    )

@@ -1,0 +1,28 @@
+"""All Dagster definitions of TenantAtlas in one place (workspace.yaml, `dagster dev -m`, the CLI).
+
+Imports stay light: pandas, the emulator and the Graph client are imported only inside the functions
+that need them, so a run worker that loads this module pays for Dagster and psycopg, little more.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from .defs.assets import inventory_sync, missing_items
+from .defs.checks import ALL_CHECKS
+from .defs.jobs import sync_job
+from .defs.resources import resources_from_env
+from .defs.schedules import inventory_sync_schedule
+from .defs.sensors import missing_items_sensor, tenant_registry_sensor
+
+defs = Definitions(
+    assets=[inventory_sync, missing_items],
+    asset_checks=ALL_CHECKS,
+    jobs=[sync_job],
+    schedules=[inventory_sync_schedule],
+    sensors=[tenant_registry_sensor, missing_items_sensor],
+    resources=resources_from_env(),
+    # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double
+    # the per-run overhead (see bench/dagster_overhead.py).
+    executor=in_process_executor,
+)

@@ -1,0 +1,70 @@
+"""The sync schedule: every (tenant, selection) partition, daily unless TENANTATLAS_SYNC_CRON says otherwise.
+
+Each request carries a run key made of the tick's scheduled time and the partition, so a re-evaluated
+or retried tick never launches a partition twice; the run queue then applies the global and per-tenant
+limits from dagster.yaml.
+"""
+
+import os
+from collections.abc import Sequence
+
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+from dagster._utils.schedules import is_valid_cron_string
+
+from ..errors import ErrorCode, TenantAtlasError
+from ..store.tenants import list_tenants
+from . import planning
+from .jobs import sync_job
+from .partitions import SELECTION_NAMES, TENANT_PARTITIONS_NAME
+from .resources import InventoryDatabase
+
+CRON_ENV = "TENANTATLAS_SYNC_CRON"
+TIMEZONE_ENV = "TENANTATLAS_SYNC_TIMEZONE"
+DEFAULT_CRON = "0 3 * * *"  # daily, 03:00
+
+
+def sync_cron() -> str:
+    """The schedule's cron string from the env, validated so a typo fails at load with a clear message."""
+    cron = os.environ.get(CRON_ENV, "").strip() or DEFAULT_CRON
+    if not is_valid_cron_string(cron):
+        raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{CRON_ENV}={cron!r} is not a valid cron string")
+    return cron
+
+
+def schedule_requests(
+    context: ScheduleEvaluationContext,
+    partition_tenants: Sequence[str],
+    enabled_tenants: Sequence[str] | None,
+    selections: Sequence[str] = SELECTION_NAMES,
+) -> list[RunRequest] | SkipReason:
+    """One RunRequest per partition to sync on this tick, keyed by tick time and partition."""
+    refs = planning.scheduled_partitions(partition_tenants, selections, enabled_tenants)
+    if not refs:
+        return SkipReason("no enabled tenant partitions yet (the tenant registry sensor adds them)")
+    scheduled_at = context.scheduled_execution_time
+    return [
+        RunRequest(run_key=planning.schedule_run_key(scheduled_at, ref), partition_key=ref.key)
+        for ref in refs
+    ]
+
+
+@schedule(
+    job=sync_job,
+    cron_schedule=sync_cron(),
+    execution_timezone=os.environ.get(TIMEZONE_ENV, "UTC"),
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Syncs every (tenant, selection) partition and refreshes its missing items.",
+)
+def inventory_sync_schedule(
+    context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
+) -> list[RunRequest] | SkipReason:
+    partitions = context.instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)
+    with inventory_db.get_database().connect() as conn:
+        enabled = [t.key for t in list_tenants(conn, enabled_only=True)]
+    return schedule_requests(context, partitions, enabled)
