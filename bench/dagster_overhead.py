@@ -80,11 +80,7 @@ def main() -> int:
                 "DAGSTER_HOME": str(home),
                 STORAGE_URL_ENV: sqlalchemy_storage_url(db.dagster_storage_url()),
                 "TENANTATLAS_DATABASE_URL": db.url,
-                "TENANTATLAS_AUTHORITY_HOST": emu.authority_host,
-                "TENANTATLAS_GRAPH_URL": emu.graph_url,
-                "TENANTATLAS_CA_BUNDLE": str(emu.ca_path),
-                "TENANTATLAS_CLIENT_ID": emu.client_id,
-                "TENANTATLAS_CLIENT_SECRET": emu.client_secret,
+                **emu.client_env(),
                 "PYTHONWARNINGS": "ignore",
             }
         )

@@ -61,14 +61,7 @@ def tenant(n: int, total: int) -> TenantSpec:
 
 
 def run_child(db_url: str, emu: Emulator, key: str) -> dict:
-    env = {
-        **os.environ,
-        "TENANTATLAS_AUTHORITY_HOST": emu.base_url,
-        "TENANTATLAS_GRAPH_URL": emu.base_url,
-        "TENANTATLAS_CA_BUNDLE": str(emu.ca_path),
-        "TENANTATLAS_CLIENT_ID": emu.client_id,
-        "TENANTATLAS_CLIENT_SECRET": emu.client_secret,
-    }
+    env = {**os.environ, **emu.client_env()}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, db_url, key],
         env=env,

@@ -18,15 +18,15 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_common import handle_errors, print_table
 from .errors import ErrorCode, TenantAtlasError
 
 if TYPE_CHECKING:
@@ -37,26 +37,6 @@ if TYPE_CHECKING:
 
 EXIT_BY_STATUS = {"succeeded": 0, "failed": 1, "partial": 3, "skipped": 4}
 GRAPH_CONFIG_ENV = ("TENANTATLAS_GRAPH_URL", "TENANTATLAS_CLIENT_ID")
-
-
-def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """TenantAtlasError -> one `error [code]: message` line on stderr, exit status 2 (as cli.py does)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TenantAtlasError as exc:
-            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    from .cli import print_table
-
-    print_table(rows, headers)
 
 
 # --- set-up shared by the commands -------------------------------------------------------------------
@@ -85,14 +65,7 @@ def _start_emulator(home: Path, scale: float) -> tuple[Any, list[Any], dict[str,
     tenants = list(DEMO_TENANTS if scale >= 1 else small_tenants(scale))
     emu = Emulator(state_dir=home / "emulator", tenants=tenants)
     emu.start()
-    env = {
-        "TENANTATLAS_AUTHORITY_HOST": emu.authority_host,
-        "TENANTATLAS_GRAPH_URL": emu.graph_url,
-        "TENANTATLAS_CA_BUNDLE": str(emu.ca_path),
-        "TENANTATLAS_CLIENT_ID": emu.client_id,
-        "TENANTATLAS_CLIENT_SECRET": emu.client_secret,
-    }
-    return emu, tenants, env
+    return emu, tenants, emu.client_env()
 
 
 @contextmanager
@@ -338,7 +311,7 @@ _emulator_option = click.option(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON instead of a table.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up).")
-@_handle_errors
+@handle_errors
 def demo(
     emulator: bool | None,
     tenants: tuple[str, ...],
@@ -388,7 +361,7 @@ def demo(
             )
         )
     else:
-        _print_table([_outcome_row(o) for o in outcomes], OUTCOME_HEADERS)
+        print_table([_outcome_row(o) for o in outcomes], OUTCOME_HEADERS)
         by_status: dict[str, int] = {}
         for o in outcomes:
             by_status[o.status] = by_status.get(o.status, 0) + 1
@@ -405,7 +378,7 @@ def demo(
 @click.option(
     "--scale", type=float, default=1.0, show_default=True, help="Emulator object counts (see demo)."
 )
-@_handle_errors
+@handle_errors
 def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
     """Set up like `demo`, then run `dagster dev` (webserver + daemon) on PostgreSQL storage.
 
@@ -448,7 +421,7 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 @click.option("--selection", required=True, help="Named selection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the ledger result as JSON.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr.")
-@_handle_errors
+@handle_errors
 def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     """Materialize one (tenant, selection) partition through Dagster and print the ledger result.
 
@@ -487,7 +460,7 @@ def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, default=str, indent=2))
     else:
-        _print_table([_outcome_row(outcome)], OUTCOME_HEADERS)
+        print_table([_outcome_row(outcome)], OUTCOME_HEADERS)
         if summary.get("error_message"):
             click.echo(f"\n{summary['error_message']}")
     sys.exit(EXIT_BY_STATUS.get(outcome.status, 1))
@@ -497,7 +470,7 @@ def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
 @click.option("--tenant", required=True, help="Tenant key.")
 @click.option("--selection", required=True, help="Named selection.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@_handle_errors
+@handle_errors
 def missing(tenant: str, selection: str, as_json: bool) -> None:
     """Print the missing items of a tenant and selection, with confidence (derived from the store now)."""
     from .db import Database
@@ -527,7 +500,7 @@ def missing(tenant: str, selection: str, as_json: bool) -> None:
     if result.reason:
         click.echo(f"no reference run yet for {t.key}/{sel.name} ({result.reason}): nothing can be missing")
         return
-    _print_table([list(r.values()) for r in rows], list(rows[0]) if rows else ["policy_type", "external_id"])
+    print_table([list(r.values()) for r in rows], list(rows[0]) if rows else ["policy_type", "external_id"])
     click.echo(
         f"\n{len(rows)} missing ({result.high} high, {result.low} low confidence) "
         f"relative to sync run {result.run_id} ({result.run_status})"

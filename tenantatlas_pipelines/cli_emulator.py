@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import handle_errors
+from .cli_common import handle_errors
 
 
 @click.group()

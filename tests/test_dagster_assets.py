@@ -30,13 +30,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def graph_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     """The TENANTATLAS_* Graph variables pointing at the emulator (what `tenantatlas demo` sets)."""
-    for var, value in {
-        "TENANTATLAS_AUTHORITY_HOST": emulator.authority_host,
-        "TENANTATLAS_GRAPH_URL": emulator.graph_url,
-        "TENANTATLAS_CA_BUNDLE": str(emulator.ca_path),
-        "TENANTATLAS_CLIENT_ID": emulator.client_id,
-        "TENANTATLAS_CLIENT_SECRET": emulator.client_secret,
-    }.items():
+    for var, value in emulator.client_env().items():
         monkeypatch.setenv(var, value)
     return emulator
 

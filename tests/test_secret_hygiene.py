@@ -79,10 +79,7 @@ def _sync(db: Database, emu: Emulator, home: Path, secret: str) -> subprocess.Co
         "TENANTATLAS_DATABASE_URL": db.url,
         "TENANTATLAS_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
-        "TENANTATLAS_AUTHORITY_HOST": emu.authority_host,
-        "TENANTATLAS_GRAPH_URL": emu.graph_url,
-        "TENANTATLAS_CA_BUNDLE": str(emu.ca_path),
-        "TENANTATLAS_CLIENT_ID": emu.client_id,
+        **emu.client_env(),
         "TENANTATLAS_CLIENT_SECRET": secret,
     }
     return subprocess.run(

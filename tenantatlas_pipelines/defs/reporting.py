@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..store.missing_snapshots import MISSING_ITEM_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -34,21 +36,8 @@ SYNC_COUNTERS: tuple[str, ...] = (
     "throttled",
     "retries",
 )
-MISSING_COLUMNS: tuple[str, ...] = (
-    "tenant_id",
-    "tenant_key",
-    "selection_name",
-    "selection_hash",
-    "policy_type",
-    "external_id",
-    "display_name",
-    "last_seen_at",
-    "last_seen_sync_run_id",
-    "confidence",
-    "reason",
-    "reference_sync_run_id",
-    "computed_at",
-)
+# The published table's columns, in its order (one list: the store owns it).
+MISSING_COLUMNS: tuple[str, ...] = MISSING_ITEM_COLUMNS
 # The columns `tenantatlas missing --json` prints, in this order.
 MISSING_CLI_FIELDS: tuple[str, ...] = (
     "policy_type",

@@ -2,7 +2,8 @@
 
 A partition is one (tenant, selection name). Publishing replaces it whole in one transaction (COPY into
 a staging table, DELETE, INSERT ... SELECT, header upsert), so readers see the old snapshot or the new
-one, never a mix, and a re-run is always safe. The header row records "computed, nothing missing" as well, which no item row could.
+one, never a mix, and a re-run is always safe. The header row records "computed, nothing missing" as
+well, which no item row could.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from psycopg.rows import class_row
 
 from .scope import TenantScope
 
-_ITEM_COLUMNS = (
+# The columns of missing_items, in table order (the Dagster asset builds its DataFrame with them).
+MISSING_ITEM_COLUMNS = (
     "tenant_id",
     "tenant_key",
     "selection_name",
@@ -98,7 +100,7 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS missing_items_stage (
     reason text
 ) ON COMMIT DELETE ROWS"""
 
-_PUBLISH = f"""INSERT INTO missing_items ({", ".join(_ITEM_COLUMNS)})
+_PUBLISH = f"""INSERT INTO missing_items ({", ".join(MISSING_ITEM_COLUMNS)})
 SELECT %(tenant_id)s, %(tenant_key)s, %(selection_name)s, %(selection_hash)s, policy_type, external_id,
        display_name, last_seen_at, last_seen_sync_run_id, confidence, reason, %(reference_sync_run_id)s,
        %(computed_at)s

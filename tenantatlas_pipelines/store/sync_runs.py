@@ -77,30 +77,49 @@ class SyncRun:
     types: tuple[TypeOutcome, ...] = field(default=())
 
 
-def start_run(scope: TenantScope, selection: Selection, *, dagster_run_id: str | None, worker: str) -> int:
-    """Write the ledger row (status running) and one pending row per policy type; committed at once."""
-    conn = scope.conn
-    row = conn.execute(
+def _insert_run(
+    scope: TenantScope,
+    selection: Selection,
+    *,
+    dagster_run_id: str | None,
+    worker: str,
+    skipped: tuple[ErrorCode, str] | None = None,
+) -> int:
+    """The ledger row: `running`, or (skipped = (code, message)) finished at once as `skipped`."""
+    code, message = skipped if skipped else (None, None)
+    row = scope.conn.execute(
         """INSERT INTO inventory_sync_runs (tenant_id, selection_name, selection_hash, selection_payload,
-                                            dagster_run_id, worker)
-           VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-        (
-            scope.tenant_id,
-            selection.name,
-            selection.selection_hash,
-            Jsonb(selection.payload),
-            dagster_run_id,
-            worker,
-        ),
+               dagster_run_id, worker, status, error_codes, error_message, finished_at)
+           VALUES (%(t)s, %(name)s, %(hash)s, %(payload)s, %(dagster)s, %(worker)s,
+                   CASE WHEN %(skip)s THEN 'skipped' ELSE 'running' END,
+                   CASE WHEN %(skip)s THEN ARRAY[%(code)s::text] ELSE '{}' END, %(message)s,
+                   CASE WHEN %(skip)s THEN now() END)
+           RETURNING id""",
+        {
+            "t": scope.tenant_id,
+            "name": selection.name,
+            "hash": selection.selection_hash,
+            "payload": Jsonb(selection.payload),
+            "dagster": dagster_run_id,
+            "worker": worker,
+            "skip": skipped is not None,
+            "code": str(code) if code else None,
+            "message": message,
+        },
     ).fetchone()
     assert row is not None
-    run_id = int(row[0])
-    with conn.cursor() as cur:
+    return int(row[0])
+
+
+def start_run(scope: TenantScope, selection: Selection, *, dagster_run_id: str | None, worker: str) -> int:
+    """Write the ledger row (status running) and one pending row per policy type; committed at once."""
+    run_id = _insert_run(scope, selection, dagster_run_id=dagster_run_id, worker=worker)
+    with scope.conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO inventory_sync_run_types (sync_run_id, tenant_id, policy_type) VALUES (%s, %s, %s)",
             [(run_id, scope.tenant_id, t) for t in selection.policy_types],
         )
-    conn.commit()
+    scope.conn.commit()
     return run_id
 
 
@@ -114,24 +133,11 @@ def record_skipped(
     message: str,
 ) -> int:
     """A run that did no work (another run holds the lock): finished at once, status skipped."""
-    row = scope.conn.execute(
-        """INSERT INTO inventory_sync_runs (tenant_id, selection_name, selection_hash, selection_payload,
-               dagster_run_id, worker, status, error_codes, error_message, finished_at)
-           VALUES (%s, %s, %s, %s, %s, %s, 'skipped', ARRAY[%s], %s, now()) RETURNING id""",
-        (
-            scope.tenant_id,
-            selection.name,
-            selection.selection_hash,
-            Jsonb(selection.payload),
-            dagster_run_id,
-            worker,
-            str(code),
-            message,
-        ),
-    ).fetchone()
+    run_id = _insert_run(
+        scope, selection, dagster_run_id=dagster_run_id, worker=worker, skipped=(code, message)
+    )
     scope.conn.commit()
-    assert row is not None
-    return int(row[0])
+    return run_id
 
 
 def mark_abandoned(scope: TenantScope, selection_hash: str) -> list[int]:
