@@ -266,6 +266,16 @@ class Emulator:
     def scope(self) -> str:
         return f"{self.graph_url}/.default"
 
+    def client_env(self) -> dict[str, str]:
+        """The TENANTATLAS_* settings that point the production client (GraphSettings.from_env) here."""
+        return {
+            "TENANTATLAS_AUTHORITY_HOST": self.authority_host,
+            "TENANTATLAS_GRAPH_URL": self.graph_url,
+            "TENANTATLAS_CA_BUNDLE": str(self.ca_path),
+            "TENANTATLAS_CLIENT_ID": self.client_id,
+            "TENANTATLAS_CLIENT_SECRET": self.client_secret,
+        }
+
     # --- tenants and objects --------------------------------------------------------------------------
 
     @property
