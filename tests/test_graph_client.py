@@ -242,6 +242,161 @@ def test_unknown_policy_type() -> None:
         read_all(client, key="nope")
 
 
+# -- streamed bodies -----------------------------------------------------------------------------------
+class Body(httpx.SyncByteStream):
+    """A response body handed out in chunks, optionally failing after some of them; records closing."""
+
+    def __init__(self, data: bytes, *, chunk: int = 7, fail_after: int | None = None,
+                 error: Exception | None = None, on_chunk: Callable[[], None] | None = None) -> None:
+        self.data, self.chunk, self.fail_after, self.error = data, chunk, fail_after, error
+        self.on_chunk = on_chunk
+        self.sent = 0
+        self.closed = False
+
+    def __iter__(self) -> Any:
+        for i in range(0, len(self.data), self.chunk):
+            if self.fail_after is not None and self.sent >= self.fail_after:
+                raise self.error or httpx.ReadError("connection reset by peer")
+            self.sent += 1
+            if self.on_chunk:
+                self.on_chunk()
+            yield self.data[i:i + self.chunk]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def page_body(items: list[Any], next_link: str | None = None) -> bytes:
+    body: dict[str, Any] = {"@odata.context": "ctx", "value": items}
+    if next_link is not None:
+        body["@odata.nextLink"] = next_link
+    return json.dumps(body).encode()
+
+
+def test_pages_are_decoded_from_the_streamed_body() -> None:
+    icon = "QUJD" * 10_000
+    items = [{"id": str(i), "displayName": f"caf\u00e9 {i}", "largeIcon": {"value": icon}} for i in range(30)]
+    first = Body(page_body(items, f"{INTENTS}?s=2"), chunk=1000)
+    last = Body(page_body([{"id": "x"}]), chunk=3)
+    handler, _ = scripted(httpx.Response(200, stream=first), httpx.Response(200, stream=last))
+    client, _, _ = make_client(handler)
+    pages = read_all(client)
+    assert [len(p.items) for p in pages] == [30, 1]
+    assert pages[0].items[29]["largeIcon"]["value"] == icon[:2048]  # cut while decoding
+    assert first.closed and last.closed
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(httpx.ReadError("reset"), ErrorCode.GRAPH_NETWORK),
+     (httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+      ErrorCode.GRAPH_NETWORK),
+     (httpx.ReadTimeout("slow"), ErrorCode.GRAPH_TIMEOUT)],
+)
+def test_transport_error_in_the_middle_of_a_body_is_retried(error: Exception, code: ErrorCode) -> None:
+    data = page_body([{"id": str(i)} for i in range(50)], f"{INTENTS}?s=2")
+    broken = Body(data, fail_after=20, error=error)
+    good = Body(data)
+    handler, seen = scripted(httpx.Response(200, stream=broken), httpx.Response(200, stream=good),
+                             page([{"id": "last"}]))
+    client, sleeps, _ = make_client(handler)
+    stats = RequestStats()
+    pages = read_all(client, stats=stats)
+    # the half-read page is discarded whole: the retry's page is the only one yielded for that URL
+    assert [len(p.items) for p in pages] == [50, 1] and [p.number for p in pages] == [1, 2]
+    assert str(seen[0].url) == str(seen[1].url) == INTENTS and len(sleeps) == 1
+    assert broken.closed and good.closed
+    assert stats.requests == 3 and stats.retries == 1 and stats.pages == 2
+    # and when every attempt breaks mid-body, the read fails with the transport code, retryable
+    handler, seen = scripted(*(httpx.Response(200, stream=Body(data, fail_after=5, error=error))
+                               for _ in range(4)))
+    client, _, _ = make_client(handler)
+    with pytest.raises(GraphError) as info:
+        read_all(client)
+    assert info.value.code == code and info.value.retryable and len(seen) == 4
+
+
+def test_invalid_streamed_bodies_are_not_retried_and_are_closed() -> None:
+    for data in (page_body([{"id": "1"}])[:-3], b"<html>proxy error</html>", b'{"value": {}}',
+                 b'{"value": [], "@odata.nextLink": 7}'):
+        body = Body(data, chunk=4)
+        handler, seen = scripted(httpx.Response(200, stream=body))
+        client, sleeps, _ = make_client(handler)
+        with pytest.raises(GraphError) as info:
+            read_all(client)
+        assert info.value.code == ErrorCode.GRAPH_INVALID_RESPONSE and not info.value.retryable
+        assert len(seen) == 1 and sleeps == [] and body.closed
+
+
+def test_a_body_that_cannot_be_uncompressed_is_an_invalid_response() -> None:
+    handler, seen = scripted(httpx.Response(200, stream=Body(b"not gzip at all"),
+                                            headers={"Content-Encoding": "gzip"}))
+    client, sleeps, _ = make_client(handler)
+    with pytest.raises(GraphError) as info:
+        read_all(client)
+    assert info.value.code == ErrorCode.GRAPH_INVALID_RESPONSE and len(seen) == 1 and sleeps == []
+
+
+def test_gzip_pages_are_decoded_while_streaming() -> None:
+    import gzip
+
+    data = gzip.compress(page_body([{"id": str(i), "s": "y" * 5000} for i in range(40)]))
+    gzipped = httpx.Response(200, stream=Body(data, chunk=512), headers={"Content-Encoding": "gzip"})
+    handler, _ = scripted(gzipped)
+    client, _, _ = make_client(handler)
+    (only,) = read_all(client)
+    assert [i["id"] for i in only.items] == [str(i) for i in range(40)] and only.items[0]["s"] == "y" * 2048
+
+
+def test_streamed_error_bodies_are_read_whole_and_mapped() -> None:
+    forbidden = json.dumps({"error": {"code": "Forbidden", "message": "Application is not authorized"}})
+    body = Body(forbidden.encode(), chunk=5)
+    handler, _ = scripted(httpx.Response(403, stream=body))
+    client, _, _ = make_client(handler)
+    with pytest.raises(GraphError) as info:
+        read_all(client)
+    assert info.value.code == ErrorCode.GRAPH_FORBIDDEN and "not authorized" in info.value.message
+    assert body.closed
+    expired = Body(json.dumps({"error": {"code": "InvalidAuthenticationToken", "message": "x"}}).encode())
+    handler, seen = scripted(httpx.Response(401, stream=expired),
+                             httpx.Response(200, stream=Body(page_body([]))))
+    client, _, tokens = make_client(handler)
+    assert read_all(client)[0].items == [] and len(seen) == 2 and expired.closed
+    assert ("tenant-a", True) in tokens.calls
+
+
+def test_the_per_tenant_bound_covers_reading_the_body() -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def slow_chunk() -> None:
+        time.sleep(0.002)
+
+    class Tracked(Body):
+        def __iter__(self) -> Any:
+            with lock:
+                state["now"] += 1
+                state["max"] = max(state["max"], state["now"])
+            try:
+                yield from super().__iter__()
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Tracked(page_body([{"id": request.url.path}]), chunk=4,
+                                                  on_chunk=slow_chunk))
+
+    client, _, _ = make_client(handler, per_tenant_concurrency=1)
+    threads = [threading.Thread(target=lambda k=key: list(client.iter_pages("tenant-a", k)))
+               for key in list(REGISTRY)[:4]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state["max"] == 1
+
+
 # -- retries ------------------------------------------------------------------------------------------
 def test_retry_after_is_honoured_exactly() -> None:
     handler, _ = scripted(

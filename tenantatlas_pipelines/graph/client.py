@@ -35,7 +35,7 @@ from .errors import (
     is_invalid_token,
     safe_url,
 )
-from .paging import LoopGuard, check_next_link, first_url, parse_page
+from .paging import LoopGuard, check_next_link, decode_page, first_url
 from .retry import RetryPolicy, next_delay, parse_retry_after
 from .settings import GraphSettings
 from .tls import build_ssl_context
@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 
 # A GUID or a domain name (Entra accepts both); anything else must not reach a URL path.
 _TENANT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
+
+
+# Relative collection paths iter_collection accepts: segments of letters, digits, '.', '_', '-' that
+# do not start with '.', so neither a query string nor '..' can be smuggled into the URL.
+_COLLECTION_PATH = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+GRAPH_API_VERSIONS = ("v1.0", "beta")
 
 
 def _checked_tenant(tenant_id: str) -> str:
@@ -185,8 +191,26 @@ class GraphClient:
         """
         _checked_tenant(tenant_id)
         policy_type = get_policy_type(policy_type_key)
+        yield from self._iter_url(tenant_id, first_url(self.settings.graph_url, policy_type), stats)
+
+    def iter_collection(
+        self, tenant_id: str, path: str, api_version: str = "v1.0", *, stats: RequestStats | None = None
+    ) -> Iterator[Page]:
+        """Every page of any Graph collection outside the policy-type registry (e.g. the partner's
+        `tenantRelationships/delegatedAdminCustomers`), with the same retries, paging and loop rules
+        as iter_pages. `path` is relative to the version segment and carries no query string.
+        """
+        _checked_tenant(tenant_id)
+        if api_version not in GRAPH_API_VERSIONS:
+            raise ValueError(f"api_version must be one of {GRAPH_API_VERSIONS}, got {api_version!r}")
+        if not _COLLECTION_PATH.match(path):
+            raise ValueError(f"not a Graph collection path: {path[:80]!r}")
+        yield from self._iter_url(tenant_id, f"{self.settings.graph_url}/{api_version}/{path}", stats)
+
+    def _iter_url(self, tenant_id: str, first: str, stats: RequestStats | None) -> Iterator[Page]:
+        """The paging loop shared by iter_pages and iter_collection, from a collection's first URL."""
         stats = stats if stats is not None else RequestStats()
-        url: str | None = first_url(self.settings.graph_url, policy_type)
+        url: str | None = first
         guard = LoopGuard()
         number = 0
         while url is not None:
@@ -213,11 +237,36 @@ class GraphClient:
                 )
             return sem
 
-    def _send(self, tenant_id: str, url: str, token: str, stats: RequestStats) -> httpx.Response:
+    def _send(
+        self, tenant_id: str, url: str, token: str, stats: RequestStats
+    ) -> tuple[list[Any], str | None] | httpx.Response:
+        """One GET: a 2xx answer is decoded while its body streams in and returned as
+        `(items, next_link)`; any other answer is returned as a response with its (small) body read.
+
+        The body is read inside the tenant's semaphore (a request counts until its last byte), and the
+        response is always closed: one whose body was not read to the end drops its connection.
+        Transport errors while the body streams propagate like those of the request itself; the
+        items decoded so far are discarded with the exception (a page is all or nothing).
+        """
         headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
+        request = self._http.build_request("GET", url, headers=headers)
         with self._semaphore(tenant_id):
             stats.add(requests=1)
-            return self._http.get(url, headers=headers)
+            response = self._http.send(request, stream=True)
+            try:
+                if 200 <= response.status_code < 300:
+                    try:
+                        return decode_page(response.iter_bytes(), url)
+                    except httpx.DecodingError as exc:  # e.g. a corrupt gzip body: a defect, not transport
+                        raise GraphError(
+                            ErrorCode.GRAPH_INVALID_RESPONSE,
+                            f"GET {safe_url(url)} returned a body that cannot be decoded "
+                            f"({type(exc).__name__})",
+                        ) from None
+                response.read()
+                return response
+            finally:
+                response.close()
 
     def _get_page(self, tenant_id: str, url: str, stats: RequestStats) -> tuple[list[Any], str | None]:
         """One page, retrying 429/5xx/transport failures per the retry policy."""
@@ -230,7 +279,7 @@ class GraphClient:
             retry_after: float | None = None
             attempt_cap: int | None = None
             try:
-                response = self._send(tenant_id, url, token, stats)
+                answer = self._send(tenant_id, url, token, stats)
             except httpx.TimeoutException as exc:
                 error = GraphError(
                     ErrorCode.GRAPH_TIMEOUT,
@@ -244,9 +293,10 @@ class GraphClient:
                     retryable=True,
                 )
             else:
+                if not isinstance(answer, httpx.Response):
+                    return answer  # a 2xx page, decoded
+                response = answer
                 status = response.status_code
-                if 200 <= status < 300:
-                    return parse_page(response.content, url)
                 if status == 401 and not refreshed and is_invalid_token(status, response.content):
                     # A token revoked or expired early: get a fresh one once, then give up.
                     refreshed = True

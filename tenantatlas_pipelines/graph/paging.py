@@ -6,12 +6,14 @@ raises instead of being skipped: a partial read must never look like a complete 
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+import ijson
 
 from ..errors import ErrorCode
 from ..policy_types import PolicyType
@@ -39,27 +41,63 @@ def _invalid(url: str, why: str) -> GraphError:
     return GraphError(ErrorCode.GRAPH_INVALID_RESPONSE, f"GET {safe_url(url)} returned {why}")
 
 
-# Pages above this size are decoded item by item (ijson, C backend) instead of by json.loads, which
-# first turns the whole body into one str: with a single emoji or CJK name in a 1,000-app page that str
-# takes 4 bytes per character (~15 MB) before any object exists. Streaming keeps decoding to ~1x the body.
-STREAM_DECODE_BYTES = 1_000_000
-
-
 def parse_page(body: bytes, url: str) -> tuple[list[Any], str | None]:
-    """`(items, next_link)` from a collection page, or GRAPH_INVALID_RESPONSE.
+    """`(items, next_link)` from a whole collection page held in memory; see decode_page."""
+    return decode_page((body,), url)
+
+
+def decode_page(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | None]:
+    """`(items, next_link)` from a collection page arriving as byte chunks, or GRAPH_INVALID_RESPONSE.
+
+    The chunks are decoded as they arrive (ijson's C parser, yajl, pulls them one at a time; their
+    boundaries do not matter), so the body is never held whole, and a long string that is a member of
+    an object (an icon, a script) is cut to MAX_STRING_CHARS the moment its object receives it; strings
+    inside lists are cut when the page is complete. Every other string (never a key, nor the nextLink)
+    is kept, and numbers come out as json.loads gives them (int, or float).
 
     A body that is not JSON (e.g. truncated), not an object, without a `value` list, or with a
-    nextLink that is not a string is rejected: its items cannot be trusted to be the whole page.
+    nextLink that is not a string is rejected: its items cannot be trusted to be the whole page. An
+    exception raised by the chunk iterator (a transport error) propagates unchanged, and nothing of
+    the page is returned.
     """
-    if len(body) > STREAM_DECODE_BYTES:
-        return _parse_page_streaming(body, url)
+    reader = _ChunkReader(chunks, url)
+    lists: list[list[Any]] = []
+    outer = getattr(_decoding, "lists", None)  # None unless a chunk source itself decodes a page
+    _decoding.lists = lists
+    items: Any = None
+    next_link: Any = None
     try:
-        doc = json.loads(body, object_hook=_cut_long_strings)
-    except ValueError:  # UnicodeDecodeError is a ValueError too
-        raise _invalid(url, f"a body that is not valid JSON ({len(body)} bytes; truncated?)") from None
-    if not isinstance(doc, dict):
-        raise _invalid(url, f"a JSON {type(doc).__name__} instead of an object")
-    return _checked(doc.get("value"), doc.get(NEXT_LINK), url)
+        # use_float=False: with it, yajl refuses integers outside int64 that json.loads accepts; the
+        # numbers with a fraction or exponent come as Decimal and are made floats where they are stored.
+        for key, value in ijson.kvitems(reader, "", map_type=_Object):
+            if key == "value":
+                items = value
+            elif key == NEXT_LINK:
+                next_link = value
+    except ijson.JSONError:
+        raise _invalid(url, f"a body that is not valid JSON ({reader.size} bytes; truncated?)") from None
+    finally:
+        _decoding.lists = outer
+    if isinstance(items, list):
+        lists.append(items)
+    _finish_lists(lists)
+    return _checked(items, next_link, url)
+
+
+def _finish_lists(lists: list[list[Any]]) -> None:
+    """What _Object does for members, done for list elements once the lists are complete: long strings
+    cut, Decimals made floats; lists nested in these lists included (iteratively: depth is unbounded)."""
+    while lists:
+        values = lists.pop()
+        for i, v in enumerate(values):
+            cls = v.__class__
+            if cls is str:
+                if len(v) > MAX_STRING_CHARS:
+                    values[i] = v[:MAX_STRING_CHARS]
+            elif cls is Decimal:
+                values[i] = float(v)
+            elif cls is list:
+                lists.append(v)
 
 
 def _checked(items: Any, next_link: Any, url: str) -> tuple[list[Any], str | None]:
@@ -72,51 +110,82 @@ def _checked(items: Any, next_link: Any, url: str) -> tuple[list[Any], str | Non
     return items, next_link
 
 
-def _parse_page_streaming(body: bytes, url: str) -> tuple[list[Any], str | None]:
-    """parse_page for large bodies: the same answers, built one item at a time."""
-    import ijson
-
-    try:
-        events = ijson.parse(io.BytesIO(body))
-        first = next(events, None)
-        if first is None or first[1] != "start_map":
-            kind = "empty body" if first is None else first[1]
-            raise _invalid(url, f"JSON that is not an object ({kind})")
-        has_value = False
-        for prefix, event, _ in events:  # only until "value" opens: Graph puts it first or second
-            if prefix == "value":
-                if event != "start_array":
-                    raise _invalid(url, "an object without a 'value' list")
-                has_value = True
-                break
-            if prefix == "" and event == "end_map":
-                break
-        if not has_value:
-            raise _invalid(url, "an object without a 'value' list")
-        items = [_cut(item) if not isinstance(item, dict) else _cut_long_strings(item)
-                 for item in ijson.items(io.BytesIO(body), "value.item", use_float=True)]
-        links = list(ijson.items(io.BytesIO(body), NEXT_LINK, use_float=True))
-    except ijson.JSONError:
-        raise _invalid(url, f"a body that is not valid JSON ({len(body)} bytes; truncated?)") from None
-    return _checked(items, links[0] if links else None, url)
+# Per-thread state of the decode running in this thread (threads decode pages concurrently).
+_decoding = threading.local()
 
 
-def _cut(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
-        return value[:MAX_STRING_CHARS]
-    if isinstance(value, list) and value and isinstance(value[0], str):
-        return [_cut(v) for v in value]
-    return value
+class _Object(dict[str, Any]):
+    """The dict every JSON object of a page is built as (ijson's map_type).
+
+    ijson stores each member as soon as it is parsed, so a long string is cut here and the full one is
+    freed at once: an app icon of 30 KB never outlives its own parsing. A list is stored while still
+    empty; it is noted, and its elements are finished when the page is complete (_finish_lists).
+    Outside a decode in this thread it behaves exactly like a plain dict (nothing is cut or converted).
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: Any, _set: Any = dict.__setitem__) -> None:
+        cls = value.__class__
+        if cls is str:
+            if len(value) > MAX_STRING_CHARS and getattr(_decoding, "lists", None) is not None:
+                value = value[:MAX_STRING_CHARS]
+        elif cls is list or cls is Decimal:
+            lists = getattr(_decoding, "lists", None)
+            if lists is not None:
+                if cls is list:
+                    lists.append(value)
+                else:
+                    value = float(value)
+        _set(self, key, value)
 
 
-def _cut_long_strings(obj: dict[str, Any]) -> dict[str, Any]:
-    """json object_hook: every string value longer than MAX_STRING_CHARS is cut to that length."""
-    for key, value in obj.items():
-        if isinstance(value, str | list):
-            obj[key] = _cut(value)
-        elif isinstance(value, dict):  # ijson builds nested objects without calling a hook
-            _cut_long_strings(value)
-    return obj
+_JSON_WHITESPACE = b" \t\n\r"
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class _ChunkReader:
+    """A file-like view of byte chunks for ijson's C reader; read() returns the next chunk, whatever
+    its size. Until the first significant byte it also checks that the body is a JSON object (and
+    drops a UTF-8 BOM, which json.loads accepts and yajl does not), so an HTML error page is refused
+    at its first chunk."""
+
+    def __init__(self, chunks: Iterable[bytes], url: str) -> None:
+        self._chunks = iter(chunks)
+        self._url = url
+        self._head: bytes | None = b""  # leading bytes while the first significant one is unknown
+        self._bom_checked = False
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n == 0:
+            return b""
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            if self._head is not None:
+                chunk = self._sniff(chunk)
+            if chunk:
+                return chunk
+        return b""
+
+    def _sniff(self, chunk: bytes) -> bytes:
+        assert self._head is not None
+        head = self._head + chunk
+        if not self._bom_checked:
+            if len(head) < len(_UTF8_BOM) and _UTF8_BOM.startswith(head):
+                self._head = head  # maybe the start of a BOM: wait for more
+                return b""
+            self._bom_checked = True
+            if head.startswith(_UTF8_BOM):
+                head = head[len(_UTF8_BOM):]
+        head = head.lstrip(_JSON_WHITESPACE)
+        if not head:
+            self._head = b""  # only whitespace so far: dropping it changes nothing
+            return b""
+        if head[:1] != b"{":
+            raise _invalid(self._url, f"a body that is not a JSON object (it starts with {head[:1]!r})")
+        self._head = None
+        return head
 
 
 def check_next_link(next_link: str, graph_url: str, current_url: str) -> None:
