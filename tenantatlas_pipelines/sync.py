@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -259,16 +262,51 @@ def _observe(
             )
         raise
     workers = max(1, min(concurrency, len(selection.policy_types)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{run_id}") as pool:
-        futures = [
-            pool.submit(_sync_type, db, graph, scope.tenant_id, run_id, key, log)
-            for key in selection.policy_types
-        ]
+    with (
+        _ScopePool(db, scope.tenant_id) as scopes,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{run_id}") as pool,
+    ):
+        futures = [pool.submit(_sync_type, scopes, graph, run_id, key, log) for key in selection.policy_types]
         return [f.result() for f in futures]
 
 
+class _ScopePool:
+    """Tenant-bound connections shared by one run's worker threads: one per worker, not one per type
+    (connecting and binding a session costs more than reading an empty collection)."""
+
+    def __init__(self, db: Database, tenant_id: str) -> None:
+        self._db, self._tenant_id = db, tenant_id
+        self._idle: queue.SimpleQueue[TenantScope] = queue.SimpleQueue()
+        self._all: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def scope(self) -> Iterator[TenantScope]:
+        try:
+            scope = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self._db.connect()
+            with self._lock:
+                self._all.append(conn)
+            scope = tenant_scope(conn, self._tenant_id)
+        try:
+            yield scope
+        finally:
+            if not (scope.conn.closed or scope.conn.broken):
+                scope.conn.rollback()  # nothing uncommitted follows a connection to the next type
+                self._idle.put(scope)
+
+    def __enter__(self) -> _ScopePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+
+
 def _sync_type(
-    db: Database, graph: GraphClient, tenant_id: str, run_id: int, key: str, log: logging.Logger
+    scopes: _ScopePool, graph: GraphClient, run_id: int, key: str, log: logging.Logger
 ) -> TypeResult:
     """Read one policy type page by page; each page is normalised and committed whole."""
     from .graph.client import RequestStats
@@ -276,9 +314,8 @@ def _sync_type(
     policy_type = get_policy_type(key)
     stats = RequestStats()
     item_codes: set[str] = set()
-    with GLOBAL_TYPE_SLOTS, db.connect() as conn:
-        scope = tenant_scope(conn, tenant_id)
-        conn.commit()
+    with GLOBAL_TYPE_SLOTS, scopes.scope() as scope:
+        tenant_id = scope.tenant_id
         status, code, message = "succeeded", None, None
         try:
             for page in graph.iter_pages(tenant_id, key, stats=stats):
