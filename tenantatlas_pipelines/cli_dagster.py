@@ -309,6 +309,13 @@ _emulator_option = click.option(
     show_default=True,
     help="Emulator object counts relative to the demo tenants (e.g. 0.05 for a quick look).",
 )
+@click.option(
+    "--drift/--no-drift",
+    default=True,
+    show_default=True,
+    help="With the emulator: then remove two objects in one tenant, revoke a permission in another, "
+    "and sync those partitions again, so missing items show with high and low confidence.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON instead of a table.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up).")
 @handle_errors
@@ -317,6 +324,7 @@ def demo(
     tenants: tuple[str, ...],
     selections: tuple[str, ...],
     scale: float,
+    drift: bool,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -335,32 +343,39 @@ def demo(
                 "no enabled tenants to sync; register one with "
                 "`tenantatlas tenants add` or run with --emulator",
             )
-        outcomes: list[PartitionOutcome] = []
+        level = "INFO" if verbose else "CRITICAL"
+        rounds: list[tuple[str, list[PartitionOutcome]]] = []
         with open_instance() as instance:
-            for n, ref in enumerate(refs, 1):
-                click.echo(f"[{n}/{len(refs)}] {ref.tenant}/{ref.selection} ...", nl=False, err=True)
-                outcome = materialize_partition(instance, st.db, ref, "INFO" if verbose else "CRITICAL")
-                outcomes.append(outcome)
-                click.echo(f" {outcome.status} ({outcome.seconds:.1f}s)", err=True)
+            rounds.append(("", _run_partitions(instance, st.db, refs, level)))
+            if drift and st.emulator is not None:
+                story, again = _simulate_drift(st.emulator, st.db, refs)
+                if again:
+                    click.echo(f"\nSimulating drift: {story}", err=True)
+                    rounds.append((story, _run_partitions(instance, st.db, again, level)))
     if as_json:
         click.echo(
             json.dumps(
                 [
                     {
                         **o.ledger,
+                        "round": n,
                         "tenant": o.tenant,
                         "selection": o.selection,
                         "dagster_run_id": o.dagster_run_id,
                         "missing_high": o.missing_high,
                         "missing_low": o.missing_low,
                     }
+                    for n, (_, outcomes) in enumerate(rounds, 1)
                     for o in outcomes
                 ],
                 default=str,
                 indent=2,
             )
         )
-    else:
+        return
+    for n, (story, outcomes) in enumerate(rounds, 1):
+        if story:
+            click.echo(f"\nRound {n}, after drift ({story}):")
         print_table([_outcome_row(o) for o in outcomes], OUTCOME_HEADERS)
         by_status: dict[str, int] = {}
         for o in outcomes:
@@ -368,7 +383,53 @@ def demo(
         click.echo(
             f"\n{len(outcomes)} partitions: " + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
         )
-        click.echo(f"Dagster instance: {st.dagster_home}  (browse it with `tenantatlas dev`)")
+    if len(rounds) > 1:
+        click.echo(
+            "missing_high: gone from a run that read everything; missing_low: not seen, but the run "
+            "could not read everything, so nothing is concluded (see `tenantatlas missing`)."
+        )
+    click.echo(f"Dagster instance: {st.dagster_home}  (browse it with `tenantatlas dev`)")
+
+
+def _run_partitions(
+    instance: DagsterInstance, db: Database, refs: Sequence[PartitionRef], level: str
+) -> list[PartitionOutcome]:
+    outcomes: list[PartitionOutcome] = []
+    for n, ref in enumerate(refs, 1):
+        click.echo(f"[{n}/{len(refs)}] {ref.tenant}/{ref.selection} ...", nl=False, err=True)
+        outcome = materialize_partition(instance, db, ref, level)
+        outcomes.append(outcome)
+        click.echo(f" {outcome.status} ({outcome.seconds:.1f}s)", err=True)
+    return outcomes
+
+
+def _simulate_drift(emu: Any, db: Database, refs: Sequence[PartitionRef]) -> tuple[str, list[PartitionRef]]:
+    """Change the emulated tenants the way real ones drift, and say which partitions to sync again:
+    two objects deleted in the first tenant (missing, high confidence); the app's permission for one
+    policy type revoked in the second (403: partial run, its items missing with low confidence)."""
+    from .defs.partitions import PartitionRef
+    from .emulator import Fault
+    from .store.selections import get_selection
+
+    selection = "all" if any(r.selection == "all" for r in refs) else refs[0].selection
+    with db.connect() as conn:
+        types = get_selection(conn, selection).policy_types
+    licensed = [t for t in dict.fromkeys(r.tenant for r in refs) if emu.tenant(t).licensed]
+    story: list[str] = []
+    if licensed:
+        first = emu.tenant(licensed[0])
+        kind = max(types, key=lambda k: len(emu.objects(first.tenant_id, k)))
+        victims = emu.objects(first.tenant_id, kind)[:2]
+        for obj in victims:
+            emu.remove_object(first.tenant_id, kind, obj["id"])
+        story.append(f"{len(victims)} {kind} deleted in {first.key}")
+    if len(licensed) > 1:
+        second = emu.tenant(licensed[1])
+        kind = max(types, key=lambda k: len(emu.objects(second.tenant_id, k)))
+        emu.inject(Fault("forbidden", tenant_id=second.tenant_id, policy_type=kind))
+        story.append(f"{kind} permission revoked in {second.key}")
+    again = [PartitionRef(t, selection) for t in licensed[:2]]
+    return "; ".join(story), again
 
 
 @click.command("dev")

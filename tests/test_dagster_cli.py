@@ -124,16 +124,32 @@ def test_demo_syncs_every_partition_and_prints_a_summary(db: Database, tmp_path:
     result = invoke("demo", "--scale", "0.02", "--selection", "compliance", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert sorted(r["tenant"] for r in rows) == sorted(TENANTS)
-    by_tenant = {r["tenant"]: r for r in rows}
+    first = [r for r in rows if r["round"] == 1]
+    assert sorted(r["tenant"] for r in first) == sorted(TENANTS)
+    by_tenant = {r["tenant"]: r for r in first}
     assert by_tenant["contoso"]["status"] == "succeeded" and by_tenant["contoso"]["missing_high"] == 0
     assert by_tenant["tailspin"]["status"] == "partial"  # no Intune licence; conditional access still reads
     assert "[4/4] tailspin/compliance" in result.stderr
+    # Round 2 (drift): two objects deleted in contoso -> missing with high confidence; a permission
+    # revoked in fabrikam -> partial run, its items missing with low confidence, none high.
+    drift = {r["tenant"]: r for r in rows if r["round"] == 2}
+    assert set(drift) == {"contoso", "fabrikam"}
+    deleted = re.search(r"Simulating drift: (\d+) \w+ deleted in contoso", result.stderr)
+    assert deleted and int(deleted.group(1)) >= 1
+    assert drift["contoso"]["status"] == "succeeded"
+    assert drift["contoso"]["missing_high"] == int(deleted.group(1))
+    assert drift["contoso"]["missing_low"] == 0
+    assert drift["fabrikam"]["status"] == "partial" and drift["fabrikam"]["error_codes"] == [
+        "graph_forbidden"
+    ]
+    assert drift["fabrikam"]["missing_high"] == 0 and drift["fabrikam"]["missing_low"] > 0
     with open_cli_instance(db, tmp_path / "dagster") as instance:
         run_ids = {r["dagster_run_id"] for r in rows}
         assert all(instance.get_run_by_id(i) is not None for i in run_ids)
 
-    table = invoke("demo", "--scale", "0.02", "--selection", "compliance", "--tenant", "contoso")
+    table = invoke(
+        "demo", "--scale", "0.02", "--selection", "compliance", "--tenant", "contoso", "--no-drift"
+    )
     assert table.exit_code == 0
     assert "missing_high" in table.stdout and re.search(r"contoso\s+compliance\s+succeeded", table.stdout)
 
