@@ -233,6 +233,17 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _register_onboarding() -> None:
+    """`tenants import` / `tenants discover` live in cli_onboarding (onboarding at MSP scale)."""
+    from .cli_onboarding import tenants_discover, tenants_import
+
+    tenants.add_command(tenants_import, "import")
+    tenants.add_command(tenants_discover, "discover")
+
+
+_register_onboarding()
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     INVALID_TENANT_KEY = "invalid_tenant_key"
     UNKNOWN_TENANT = "unknown_tenant"
     TENANT_DISABLED = "tenant_disabled"
+    INVALID_IMPORT_FILE = "invalid_import_file"
     # infrastructure
     DATABASE_UNAVAILABLE = "database_unavailable"
     DATABASE_ERROR = "database_error"

@@ -1,8 +1,11 @@
-"""Sensors: mirror the tenant registry into the `tenant` dynamic partitions; refresh missing items.
+"""Sensors: mirror the tenant registry into the `tenant` dynamic partitions; refresh missing items;
+register GDAP customers.
 
 The registry sensor adds a partition key for every enabled tenant and removes the keys of disabled or
 unregistered ones (see planning.mirror_tenants for why), and by default requests the first sync of each
-newly added tenant at once instead of waiting for the next schedule tick.
+newly added tenant at once instead of waiting for the next schedule tick. The GDAP discovery sensor
+(on when TENANTATLAS_GDAP_PARTNER_TENANT is set) registers the partner's new customers in the registry,
+which the registry sensor then mirrors once they are enabled.
 """
 
 import os
@@ -20,15 +23,19 @@ from dagster import (
     sensor,
 )
 
+from ..onboarding import discover_tenants
 from ..store.tenants import list_tenants
 from . import planning
 from .assets import missing_items
 from .jobs import sync_job
 from .partitions import SELECTION_NAMES, TENANT_PARTITIONS_NAME, PartitionRef
-from .resources import InventoryDatabase
+from .resources import GraphResource, InventoryDatabase
 
 SYNC_NEW_TENANTS_ENV = "TENANTATLAS_SYNC_NEW_TENANTS"
 SENSOR_INTERVAL_ENV = "TENANTATLAS_TENANT_SENSOR_INTERVAL_S"
+GDAP_PARTNER_ENV = "TENANTATLAS_GDAP_PARTNER_TENANT"
+GDAP_AUTO_ENABLE_ENV = "TENANTATLAS_GDAP_AUTO_ENABLE"
+GDAP_INTERVAL_ENV = "TENANTATLAS_GDAP_DISCOVERY_INTERVAL_S"
 
 
 def registry_sensor_result(
@@ -81,6 +88,36 @@ def tenant_registry_sensor(
     if isinstance(result, SensorResult):
         context.log.info(f"tenant partitions: {planning.mirror_tenants(registry, current)}")
     return result
+
+
+@sensor(
+    minimum_interval_seconds=int(os.environ.get(GDAP_INTERVAL_ENV, "900")),
+    # Running only where a partner is configured at load time: elsewhere it would only ever skip.
+    default_status=DefaultSensorStatus.RUNNING
+    if os.environ.get(GDAP_PARTNER_ENV, "").strip()
+    else DefaultSensorStatus.STOPPED,
+    description="Registers the GDAP customers of TENANTATLAS_GDAP_PARTNER_TENANT that are not registered "
+    "yet (disabled unless TENANTATLAS_GDAP_AUTO_ENABLE=1); the registry sensor then makes the enabled ones "
+    "partitions.",
+)
+def gdap_discovery_sensor(
+    context: SensorEvaluationContext, inventory_db: InventoryDatabase, graph: GraphResource
+) -> SkipReason:
+    """Registration only (no runs): the registry sensor owns partitions and first syncs. A Graph or
+    permission failure raises, so the tick is red in the UI with its stable code instead of silent."""
+    partner = os.environ.get(GDAP_PARTNER_ENV, "").strip()
+    if not partner:
+        return SkipReason(f"{GDAP_PARTNER_ENV} is not set: GDAP discovery is off")
+    enabled = os.environ.get(GDAP_AUTO_ENABLE_ENV, "0") == "1"
+    with inventory_db.get_database().connect() as conn:
+        result = discover_tenants(conn, graph.get_client(), partner, apply=True, enabled=enabled)
+    new = [c.tenant.key for c in result.plan.of("new")]
+    summary = (
+        f"partner {partner}: {len(result.plan.customers)} GDAP customers, {len(new)} newly registered"
+        + (f" ({'enabled' if enabled else 'disabled'}): {', '.join(new)}" if new else "")
+    )
+    context.log.info(summary)
+    return SkipReason(summary)
 
 
 # Refreshes missing items after a sync that ran without them (a UI materialization or backfill of

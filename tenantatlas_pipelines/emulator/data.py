@@ -41,6 +41,25 @@ def scaled_sizes(factor: float, minimum: int = 1) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class GdapCustomer:
+    """A customer tenant a partner (MSP) tenant administers through GDAP, as Graph's
+    `tenantRelationships/delegatedAdminCustomers` lists it. It need not be an emulated tenant itself:
+    real partners have customers that never consented to the inventory app."""
+
+    tenant_id: str
+    display_name: str
+
+    def __post_init__(self) -> None:
+        if not _GUID.match(self.tenant_id):
+            raise ValueError(f"customer tenant_id must be a lower-case GUID, got {self.tenant_id!r}")
+
+    @classmethod
+    def of(cls, spec: TenantSpec) -> GdapCustomer:
+        """An emulated tenant as a customer of some partner."""
+        return cls(spec.tenant_id, spec.name)
+
+
+@dataclass(frozen=True)
 class TenantSpec:
     """One emulated tenant. Types missing from `sizes` get their DEFAULT_SIZES count.
 
@@ -48,7 +67,8 @@ class TenantSpec:
     (conditional access is Entra, not Intune, and keeps working). ``consented=False``: the token
     endpoint answers AADSTS700016. ``rate_limit=(n, seconds)``: a sliding window of Graph requests per
     tenant; ``rate_limit_retry_after`` says whether the 429 carries Retry-After ("always", "never",
-    or "alternate" — every other 429 omits it, as Intune often does).
+    or "alternate" — every other 429 omits it, as Intune often does). ``customers`` makes the tenant a
+    GDAP partner: Graph lists them at ``tenantRelationships/delegatedAdminCustomers``.
     """
 
     tenant_id: str
@@ -59,6 +79,7 @@ class TenantSpec:
     consented: bool = True
     rate_limit: tuple[int, float] | None = None
     rate_limit_retry_after: str = "alternate"
+    customers: tuple[GdapCustomer, ...] = field(default=(), hash=False)
 
     def __post_init__(self) -> None:
         if not _GUID.match(self.tenant_id):
@@ -72,6 +93,7 @@ class TenantSpec:
             raise ValueError(f"rate_limit_retry_after must be one of {RATE_LIMIT_RETRY_AFTER_MODES}")
         if self.rate_limit is not None:
             object.__setattr__(self, "rate_limit", (int(self.rate_limit[0]), float(self.rate_limit[1])))
+        object.__setattr__(self, "customers", tuple(self.customers))
 
     @property
     def domain(self) -> str:
@@ -86,7 +108,9 @@ class TenantSpec:
                 "sizes": {k: self.size_of(k) for k in REGISTRY}, "licensed": self.licensed,
                 "consented": self.consented,
                 "rate_limit": list(self.rate_limit) if self.rate_limit else None,
-                "rate_limit_retry_after": self.rate_limit_retry_after}
+                "rate_limit_retry_after": self.rate_limit_retry_after,
+                "customers": [{"tenant_id": c.tenant_id, "display_name": c.display_name}
+                              for c in self.customers]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantSpec:
@@ -95,7 +119,9 @@ class TenantSpec:
                    sizes=dict(data.get("sizes") or {}), licensed=bool(data.get("licensed", True)),
                    consented=bool(data.get("consented", True)),
                    rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
-                   rate_limit_retry_after=data.get("rate_limit_retry_after", "alternate"))
+                   rate_limit_retry_after=data.get("rate_limit_retry_after", "alternate"),
+                   customers=tuple(GdapCustomer(c["tenant_id"], c["display_name"])
+                                   for c in data.get("customers") or ()))
 
 
 _NORTHWIND = {
@@ -134,7 +160,7 @@ def small_tenants(factor: float = 0.05) -> tuple[TenantSpec, ...]:
         sizes["settingsCatalogPolicy"] = max(30, sizes["settingsCatalogPolicy"])
         out.append(TenantSpec(spec.tenant_id, spec.key, spec.name, sizes=sizes, licensed=spec.licensed,
                               consented=spec.consented, rate_limit=spec.rate_limit,
-                              rate_limit_retry_after=spec.rate_limit_retry_after))
+                              rate_limit_retry_after=spec.rate_limit_retry_after, customers=spec.customers))
     return tuple(out)
 
 

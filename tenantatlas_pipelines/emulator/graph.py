@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from ..policy_types import REGISTRY, PolicyType
 from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id, utc_now
+from .data import GdapCustomer
 from .entra import verify_token
 from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind
 
@@ -31,7 +32,12 @@ PAGING_STYLE: dict[str, str] = {
     "roleScopeTag": "skip", "assignmentFilter": "skip", "termsAndConditions": "skip",
     "groupPolicyConfiguration": "skiptoken2", "deviceHealthScript": "skiptoken2",
 }
-NOT_INTUNE = frozenset({"conditionalAccessPolicy"})  # Entra: unaffected by a missing Intune licence
+#: GDAP: the customers of a partner tenant (TenantSpec.customers). Not an Intune type, so it is not in the
+#: registry; it is served like one (same auth, rate limit, error faults, skiptoken paging) by _customers.
+CUSTOMERS = PolicyType(key="delegatedAdminCustomer", path="tenantRelationships/delegatedAdminCustomers",
+                       api_version="v1.0", page_size=100)
+#: Entra and partner-centre collections: unaffected by a missing Intune licence, Graph-style messages.
+NOT_INTUNE = frozenset({"conditionalAccessPolicy", CUSTOMERS.key})
 
 _BY_PATH: dict[str, PolicyType] = {t.path.lower(): t for t in REGISTRY.values()}
 _TOKEN_MAGIC = b"RDSp"
@@ -43,6 +49,7 @@ _SCOPES = {
                                "DeviceManagementServiceConfig.ReadWrite.All",
     "autopilotDeploymentProfile": "DeviceManagementServiceConfig.Read.All, "
                                   "DeviceManagementServiceConfig.ReadWrite.All",
+    CUSTOMERS.key: "DelegatedAdminRelationship.Read.All, DelegatedAdminRelationship.ReadWrite.All",
 }
 _CODES = {400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "ResourceNotFound",
           405: "MethodNotAllowed", 409: "Conflict", 429: "TooManyRequests", 500: "InternalServerError",
@@ -101,7 +108,11 @@ def _fault_response(request: Request, fault: Fault, ptype: PolicyType, **log: An
     retry_after = _retry_after_value(fault.retry_after)
     intune = ptype.key not in NOT_INTUNE
     if fault.kind == FaultKind.FORBIDDEN:
-        if not intune:
+        if ptype.key == CUSTOMERS.key:
+            resp = graph_error(request, 403, "Insufficient privileges to complete the operation. Required "
+                               f"scopes: {_SCOPES[CUSTOMERS.key]}.", code="Authorization_RequestDenied",
+                               **log)
+        elif not intune:
             resp = graph_error(request, 403, "You cannot perform the requested operation, required scopes "
                                "are missing in the token.", code="AccessDenied", **log)
         else:
@@ -244,6 +255,42 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
                     fault=applied, **log)
 
 
+def _customers(state: EmulatorState, request: Request, spec_customers: tuple[GdapCustomer, ...],
+               opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
+    """One page of the partner's GDAP customers: `id` and `tenantId` are the customer's tenant id."""
+    start = 0
+    if "skiptoken" in opts:
+        decoded = decode_skiptoken(opts["skiptoken"])
+        if decoded is None:
+            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
+        start = decoded[0]
+    size = CUSTOMERS.page_size
+    if "top" in opts:
+        if not opts["top"].isdigit() or int(opts["top"]) < 1:
+            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
+        size = min(size, int(opts["top"]))
+    chunk = spec_customers[start:start + size]
+    items: list[Any] = [{"@odata.type": "#microsoft.graph.delegatedAdminCustomer", "id": c.tenant_id,
+                         "tenantId": c.tenant_id, "displayName": c.display_name} for c in chunk]
+    kinds = {f.kind for f, _ in state.faults.all(PAGE_KINDS, log["tenant_id"], CUSTOMERS.key)}
+    if FaultKind.NON_OBJECT_ITEM in kinds:
+        items = ["unexpected-string-item", *items, 42]
+    version = request.path.lstrip("/").split("/", 1)[0]
+    body: dict[str, Any] = {"@odata.context": f"{state.base_url}/{version}/$metadata#{CUSTOMERS.path}",
+                            "value": {"@odata.type": "#microsoft.graph.unexpectedObject"}
+                            if FaultKind.MALFORMED_PAGE in kinds else items}
+    if FaultKind.NEXTLINK_LOOP in kinds:
+        body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start)
+    elif start + size < len(spec_customers):
+        body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start + size)
+    raw = json_bytes(body)
+    if FaultKind.TRUNCATED_PAGE in kinds:
+        raw = raw[: max(1, len(raw) // 2)]
+    log["items"] = len(chunk)
+    return Response(200, raw, headers=_base_headers(request, new_id()), content_type=GRAPH_CT,
+                    fault=",".join(sorted(str(k) for k in kinds)) or None, **log)
+
+
 # --- entry point -------------------------------------------------------------------------------------
 
 
@@ -252,6 +299,8 @@ def _resolve(rest: str) -> tuple[PolicyType | None, str | None]:
     key = rest.strip("/").lower()
     if key in _BY_PATH:
         return _BY_PATH[key], None
+    if key == CUSTOMERS.path.lower():
+        return CUSTOMERS, None
     head, _, tail = key.rpartition("/")
     if head in _BY_PATH and tail:
         original_tail = rest.strip("/").rpartition("/")[2]
@@ -295,6 +344,8 @@ def handle_graph(state: EmulatorState, request: Request) -> Response:
         return graph_error(request, 400, "Request not applicable to target tenant.", **log)
 
     pairs, opts = _options(request.query)
+    if ptype is CUSTOMERS:
+        return _customers(state, request, spec.customers, opts, pairs, log)
     if object_id is not None:
         with state.lock:
             coll = state.collection(tid, ptype.key)
