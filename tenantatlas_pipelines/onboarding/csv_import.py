@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import psycopg
@@ -89,7 +89,7 @@ class PlannedTenant:
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"line": self.line, **_tenant_json(self.tenant)}
+        data: dict[str, Any] = {"line": self.line, **asdict(self.tenant)}
         if self.action == "updated":
             data["changes"] = {f: {"old": old, "new": new} for f, (old, new) in self.changes.items()}
         return data
@@ -141,13 +141,9 @@ class ImportResult:
             "added": [e.to_json() for e in plan.of("added")],
             "updated": [e.to_json() for e in plan.of("updated")],
             "unchanged": [e.to_json() for e in plan.of("unchanged")],
-            "not_in_file": [_tenant_json(t) for t in plan.not_in_file],
+            "not_in_file": [asdict(t) for t in plan.not_in_file],
             "problems": [p.to_json() for p in plan.problems],
         }
-
-
-def _tenant_json(t: Tenant) -> dict[str, Any]:
-    return {"tenant_id": t.tenant_id, "key": t.key, "name": t.name, "enabled": t.enabled}
 
 
 # --- parse (the file alone) --------------------------------------------------------------------------

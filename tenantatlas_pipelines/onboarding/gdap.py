@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
@@ -153,10 +153,7 @@ class DiscoveryResult:
             },
             "new": [c.to_json() for c in plan.of("new")],
             "registered": [c.to_json() for c in plan.of("registered")],
-            "not_discovered": [
-                {"tenant_id": t.tenant_id, "key": t.key, "name": t.name, "enabled": t.enabled}
-                for t in plan.not_discovered
-            ],
+            "not_discovered": [asdict(t) for t in plan.not_discovered],
             "skipped": [{"item": s.item, "reason": s.reason} for s in plan.skipped],
         }
 
