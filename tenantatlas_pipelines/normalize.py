@@ -21,6 +21,8 @@ MAX_TEXT_CHARS = 256
 MAX_LIST_ITEMS = 100
 MAX_ID_CHARS = 512
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+# A lone surrogate ("\ud800" in JSON) decodes to a str that UTF-8, psycopg and PostgreSQL all refuse.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,15 @@ class ItemFiltered:
 Normalized = InventoryRecord | ItemRejected | ItemFiltered
 
 
-def clean_text(value: str, limit: int) -> str:
-    """PostgreSQL text cannot hold NUL; very long strings are cut so one item cannot bloat a row."""
+def storable(value: str) -> str:
+    """The string PostgreSQL can store: no NUL, lone surrogates replaced by U+FFFD."""
     value = value.replace("\x00", "")
+    return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+
+
+def clean_text(value: str, limit: int) -> str:
+    """A storable string, cut so one item cannot bloat a row."""
+    value = storable(value)
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -67,7 +75,7 @@ def _lookup(item: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 def _timestamp(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) > 64:
         return None
-    text = _FRACTION.sub(r"\1", value.strip().replace("\x00", ""))
+    text = _FRACTION.sub(r"\1", storable(value.strip()))
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -81,7 +89,7 @@ def _scalar_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
-        text = str(value).replace("\x00", "")
+        text = storable(str(value))
         return text if len(text) <= MAX_TEXT_CHARS else None
     return None
 
@@ -115,9 +123,9 @@ def normalize_item(policy_type: PolicyType, item: Any) -> Normalized:
     raw_id = item.get("id")
     if isinstance(raw_id, int) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
-    if not isinstance(raw_id, str) or not raw_id.replace("\x00", "").strip():
+    if not isinstance(raw_id, str) or not storable(raw_id).strip():
         return ItemRejected(ErrorCode.ITEM_WITHOUT_ID, "item has no usable 'id'")
-    external_id = raw_id.replace("\x00", "").strip()
+    external_id = storable(raw_id).strip()
     if len(external_id) > MAX_ID_CHARS:
         return ItemRejected(ErrorCode.ITEM_INVALID, f"item id longer than {MAX_ID_CHARS} characters")
     if policy_type.keep is not None and not policy_type.keep(item):

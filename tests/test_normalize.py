@@ -147,3 +147,16 @@ def test_normalisation_never_raises(key: str, payload: dict[str, Any], name: Any
     if isinstance(result, InventoryRecord):
         allowed = {f.key for f in policy_type.whitelist}
         assert set(result.meta) <= allowed
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    import json
+
+    raw = json.loads('{"id": "a\\ud800b", "displayName": "x\\udfffy", "version": "v\\ud83d",'
+                     ' "roleScopeTagIds": ["\\ud800"]}')
+    rec = normalize_item(REGISTRY["deviceConfiguration"], raw)
+    assert isinstance(rec, InventoryRecord)
+    assert (rec.external_id, rec.display_name) == ("a\ufffdb", "x\ufffdy")
+    assert rec.meta == {"version": "v\ufffd", "scope_tag_ids": ["\ufffd"]}
+    for text in (rec.external_id, rec.display_name, json.dumps(rec.meta, ensure_ascii=False)):
+        text.encode("utf-8")  # would raise on a lone surrogate
