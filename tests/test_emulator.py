@@ -641,3 +641,18 @@ def test_large_collection_pages_completely_and_mutates_lazily(tmp_path: Path) ->
         emu.remove_object(spec.tenant_id, "deviceConfiguration", victim)
         last = http.get(emu.graph_url + DEVCONF + "?$top=5&$skip=49995").json()
         assert [i["id"] for i in last["value"]][-1] != victim and len(last["value"]) == 4
+
+
+def test_hostile_payloads_are_served_not_500(emulator: Emulator, graph: httpx.Client) -> None:
+    """Objects a hostile-input test adds (lone surrogates, ids that are objects) still page normally."""
+    emulator.add_object(TID, "deviceConfiguration", {"id": "lone", "displayName": "bad \ud800 name"})
+    items, _ = _walk(graph, DEVCONF)
+    names = {i.get("displayName") for i in items}
+    assert "bad \ud800 name" in names  # escaped as \\ud800 on the wire, decoded back by json
+
+
+def test_drop_one_tolerates_items_whose_id_is_not_a_string(emulator: Emulator, graph: httpx.Client) -> None:
+    emulator.add_object(TID, "deviceConfiguration", {"id": {"not": "a string"}, "displayName": "odd"})
+    emulator.inject(Fault("drop_one", policy_type="deviceConfiguration"))
+    items, _ = _walk(graph, DEVCONF)
+    assert {"not": "a string"} in [i.get("id") for i in items]

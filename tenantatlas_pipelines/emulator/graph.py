@@ -226,7 +226,7 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
                         hidden.add(memo["id"])
         pairs_page, next_slot = coll.page(start, size)
         total = coll.count()
-    items: list[Any] = [p for _, p in pairs_page if p.get("id") not in hidden]
+    items: list[Any] = [p for _, p in pairs_page if not (isinstance(p.get("id"), str) and p["id"] in hidden)]
     if "select" in opts:
         fields = [f.strip() for f in opts["select"].split(",") if f.strip()]
         items = [_project(p, fields) for p in items]

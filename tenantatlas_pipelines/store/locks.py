@@ -37,6 +37,7 @@ def lock_is_held(conn: psycopg.Connection, scope: TenantScope, selection_hash: s
     """Whether any session holds the run lock of this pair (for tests and the CLI's status)."""
     row = conn.execute(
         f"""SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND ((classid::bigint << 32) | objid::bigint) = ({_KEY_SQL})""",
         (scope.tenant_id, selection_hash),
     ).fetchone()
