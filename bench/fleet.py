@@ -10,8 +10,9 @@ is missed so CI can report it).
 (a) Engine. N emulated tenants (each `--size-factor` x the emulator's DEFAULT_SIZES, a per-tenant rate
     limit of n requests per w seconds, every answer delayed by L = --latency-ms) are synced with the
     `all` selection through `run_sync`, one shared production GraphClient (per-tenant request bound c =
-    per_tenant_concurrency) and the engine's process-wide bound on policy types read at once
-    (TENANTATLAS_GLOBAL_CONCURRENCY, S). Tenants are driven by a thread pool of W workers, W = the run
+    per_tenant_concurrency) and the client's process-wide bound on requests in flight
+    (GraphSettings.global_concurrency from TENANTATLAS_GLOBAL_CONCURRENCY: Graph requests in flight
+    process-wide, S). Tenants are driven by a thread pool of W workers, W = the run
     queue's global limit (`max_concurrent_runs` in the project's dagster.yaml). The emulator runs in its
     own process so it does not share the engine's GIL.
 
@@ -276,8 +277,6 @@ def part_engine(args: argparse.Namespace) -> bool:
     from tenantatlas_pipelines.sync import run_sync
 
     workers, _ = run_queue_limits()
-    # The engine reads TENANTATLAS_GLOBAL_CONCURRENCY once, at import (sync.GLOBAL_TYPE_SLOTS).
-    slots = int(os.environ.get("TENANTATLAS_GLOBAL_CONCURRENCY", "16"))
     db = bench_database("tenantatlas_bench_fleet")
     specs = fleet_specs(args.tenants, args.size_factor, args.rate_limit, "fleet")
     register(db, specs)
@@ -286,6 +285,7 @@ def part_engine(args: argparse.Namespace) -> bool:
             emu.client.add_tenant(s)
         settings = GraphSettings.from_env({**os.environ, **emu.graph_env()})
         c = settings.per_tenant_concurrency
+        slots = settings.global_concurrency  # Graph requests in flight, process-wide
         emu.client.clear_log()
         pg = postmaster_pid(db)
         cpu0 = (self_cpu_s(), proc_cpu_s(emu.pid), proc_cpu_s(pg, True) if pg else 0.0)
@@ -319,7 +319,7 @@ def part_engine(args: argparse.Namespace) -> bool:
     )
     print(
         f"    limits         : latency {args.latency_ms:g} ms, rate limit {n}/{w:g}s per tenant, "
-        f"per-tenant concurrency c={c}, type slots S={slots}, run workers W={workers}"
+        f"per-tenant concurrency c={c}, requests in flight S={slots}, run workers W={workers}"
     )
     print(
         f"    lower bound    : {bound.value:.2f} s  (max T_t {bound.per_tenant_max:.2f} s, sum T_t / W "

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +41,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
-def _global_slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(int(os.environ.get("TENANTATLAS_GLOBAL_CONCURRENCY", "16")))
-
-
-# Process-wide bound on policy types read at once across all tenants (the per-tenant bound is the pool).
-GLOBAL_TYPE_SLOTS = _global_slots()
 
 
 @dataclass(frozen=True)
@@ -106,7 +100,7 @@ def run_sync(
     """Observe one (tenant, selection) and return the finalised ledger record of the run."""
     log = log or _log
     started = time.monotonic()
-    with db.connect() as conn:
+    with db.pooled() as conn:
         tenant = get_tenant(conn, tenant_key)
         if not tenant.enabled:
             raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {tenant.key!r} is disabled")
@@ -277,7 +271,7 @@ class _ScopePool:
     def __init__(self, db: Database, tenant_id: str) -> None:
         self._db, self._tenant_id = db, tenant_id
         self._idle: queue.SimpleQueue[TenantScope] = queue.SimpleQueue()
-        self._all: list[psycopg.Connection] = []
+        self._leases: list[AbstractContextManager[psycopg.Connection]] = []
         self._lock = threading.Lock()
 
     @contextmanager
@@ -285,9 +279,10 @@ class _ScopePool:
         try:
             scope = self._idle.get_nowait()
         except queue.Empty:
-            conn = self._db.connect()
+            lease = self._db.pooled()
+            conn = lease.__enter__()
             with self._lock:
-                self._all.append(conn)
+                self._leases.append(lease)
             scope = tenant_scope(conn, self._tenant_id)
         try:
             yield scope
@@ -301,8 +296,9 @@ class _ScopePool:
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
-            for conn in self._all:
-                conn.close()
+            leases, self._leases = self._leases, []
+        for lease in leases:
+            lease.__exit__(None, None, None)  # back to the database's pool, or closed if broken
 
 
 def _sync_type(
@@ -314,7 +310,7 @@ def _sync_type(
     policy_type = get_policy_type(key)
     stats = RequestStats()
     item_codes: set[str] = set()
-    with GLOBAL_TYPE_SLOTS, scopes.scope() as scope:
+    with scopes.scope() as scope:
         tenant_id = scope.tenant_id
         status, code, message = "succeeded", None, None
         try:

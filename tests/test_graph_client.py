@@ -63,13 +63,20 @@ def make_client(handler: Handler, **overrides: Any) -> tuple[GraphClient, list[f
         "max_attempts": 4, "retry_budget_s": 30.0, "backoff_base_s": 1.0, "backoff_cap_s": 8.0,
     }
     values.update(overrides)
+    clock = [0.0]  # a fake monotonic clock that only the fake sleep moves
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
     client = GraphClient(
         GraphSettings(**values),
         token_source=tokens,
         transport=httpx.MockTransport(handler),
-        sleep=sleeps.append,
+        sleep=sleep,
         now=lambda: NOW,
         rand=lambda: 0.5,
+        monotonic=lambda: clock[0],
     )
     return client, sleeps, tokens
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,12 +34,17 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
-@dataclass
+@dataclass(eq=False)  # identity: each Database owns its pool
 class Database:
     """One PostgreSQL database the pipeline uses; cheap to build, connects per unit of work."""
 
     url: str
     _migrated: bool = field(default=False, repr=False)
+    # Idle connections kept for reuse by pooled(): a sync run opens a few per policy-type worker, and a
+    # process running many runs (the fleet, a long-lived worker) should not start a backend for each.
+    _idle: list[psycopg.Connection] = field(default_factory=list, repr=False)
+    _idle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    max_idle: int = field(default=16, repr=False)
 
     @classmethod
     def from_env(cls, *, migrate: bool = True) -> Database:
@@ -62,10 +68,38 @@ class Database:
             ) from None
 
     @contextmanager
-    def session(self) -> Iterator[psycopg.Connection]:
-        """A connection that commits on success and rolls back on error."""
-        with self.connect() as conn:
+    def pooled(self) -> Iterator[psycopg.Connection]:
+        """A connection from this process's idle pool (or a new one), returned clean afterwards: rolled
+        back, back to its login role with no tenant bound; a broken one is dropped instead."""
+        from ..store.scope import release
+
+        with self._idle_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed or conn.broken:
+            conn = self.connect()
+        try:
             yield conn
+        finally:
+            reusable = not (conn.closed or conn.broken)
+            if reusable:
+                try:
+                    conn.rollback()
+                    release(conn)
+                except psycopg.Error:
+                    reusable = False
+            with self._idle_lock:
+                if reusable and len(self._idle) < self.max_idle:
+                    self._idle.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
+
+    def close_idle(self) -> None:
+        """Close the pooled connections (e.g. before the database is stopped or dropped)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def migrate(self) -> list[str]:
         from ..store.policy_types import sync_policy_types

@@ -35,6 +35,7 @@ from .errors import (
     is_invalid_token,
     safe_url,
 )
+from .limiter import AdaptiveLimit
 from .paging import LoopGuard, check_next_link, decode_page, first_url
 from .retry import RetryPolicy, next_delay, parse_retry_after
 from .settings import GraphSettings
@@ -103,6 +104,13 @@ class RequestStats:
                     "pages": self.pages, "wait_s": round(self.wait_s, 3)}
 
 
+@dataclass
+class _Attempts:
+    """Mutable state of one page's attempts that its caller must see if they end in an exception."""
+
+    reserved: bool = False
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a collection: the raw decoded items (non-dicts included) and the URL it came from.
@@ -128,6 +136,7 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         ssl_context = build_ssl_context(settings.ca_bundle)
@@ -153,9 +162,16 @@ class GraphClient:
             follow_redirects=False,
             http2=False,
         )
-        self._sleep, self._now, self._rand = sleep, now, rand
-        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._sleep, self._now, self._rand, self._monotonic = sleep, now, rand, monotonic
+        self._limits: dict[str, AdaptiveLimit] = {}
+        # Requests in flight across all tenants. Held only while a request is on the wire, never while
+        # a throttled tenant waits, so one rate-limited tenant cannot starve the others.
+        self._in_flight = threading.BoundedSemaphore(settings.global_concurrency)
         self._guard = threading.Lock()
+        # Per tenant: monotonic time before which no request may start. A 429 is about the tenant's
+        # budget, not one request: when one thread is told to slow down, all of that tenant's threads
+        # wait, instead of each spending its own 429s finding out.
+        self._not_before: dict[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -228,17 +244,15 @@ class GraphClient:
             url = next_link
 
     # -- one request, with retries ----------------------------------------------------------------
-    def _semaphore(self, tenant_id: str) -> threading.BoundedSemaphore:
+    def _limit(self, tenant_id: str) -> AdaptiveLimit:
         with self._guard:
-            sem = self._semaphores.get(tenant_id)
-            if sem is None:
-                sem = self._semaphores[tenant_id] = threading.BoundedSemaphore(
-                    self.settings.per_tenant_concurrency
-                )
-            return sem
+            limit = self._limits.get(tenant_id)
+            if limit is None:
+                limit = self._limits[tenant_id] = AdaptiveLimit(self.settings.per_tenant_concurrency)
+            return limit
 
     def _send(
-        self, tenant_id: str, url: str, token: str, stats: RequestStats
+        self, tenant_id: str, url: str, token: str, stats: RequestStats, reserved: bool = False
     ) -> tuple[list[Any], str | None] | httpx.Response:
         """One GET: a 2xx answer is decoded while its body streams in and returned as
         `(items, next_link)`; any other answer is returned as a response with its (small) body read.
@@ -250,7 +264,7 @@ class GraphClient:
         """
         headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
         request = self._http.build_request("GET", url, headers=headers)
-        with self._semaphore(tenant_id):
+        with self._limit(tenant_id).slot(reserved), self._in_flight:
             stats.add(requests=1)
             response = self._http.send(request, stream=True)
             try:
@@ -270,16 +284,30 @@ class GraphClient:
 
     def _get_page(self, tenant_id: str, url: str, stats: RequestStats) -> tuple[list[Any], str | None]:
         """One page, retrying 429/5xx/transport failures per the retry policy."""
+        limit = self._limit(tenant_id)
+        state = _Attempts()
+        try:
+            return self._attempt_page(tenant_id, url, stats, limit, state)
+        finally:
+            if state.reserved:  # gave up (or failed) while holding a reservation: hand it back
+                limit.cancel()
+
+    def _attempt_page(
+        self, tenant_id: str, url: str, stats: RequestStats, limit: AdaptiveLimit, state: _Attempts
+    ) -> tuple[list[Any], str | None]:
         attempt = 0
         waited = 0.0
         refreshed = False
         while True:
             attempt += 1
+            self._wait_for_tenant(tenant_id)
             token = self._tokens.token(tenant_id)
             retry_after: float | None = None
             attempt_cap: int | None = None
+            tenant_wide = False  # a throttling answer: the whole tenant waits, not just this request
+            reserved, state.reserved = state.reserved, False
             try:
-                answer = self._send(tenant_id, url, token, stats)
+                answer = self._send(tenant_id, url, token, stats, reserved=reserved)
             except httpx.TimeoutException as exc:
                 error = GraphError(
                     ErrorCode.GRAPH_TIMEOUT,
@@ -294,6 +322,7 @@ class GraphClient:
                 )
             else:
                 if not isinstance(answer, httpx.Response):
+                    limit.succeeded()
                     return answer  # a 2xx page, decoded
                 response = answer
                 status = response.status_code
@@ -309,6 +338,7 @@ class GraphClient:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
                 if status == 429 or (status == 503 and retry_after is not None):
                     stats.add(throttled=1)
+                    tenant_wide = True
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status in SHORT_RETRY_STATUSES:
@@ -324,6 +354,23 @@ class GraphClient:
             )
             stats.add(retries=1, wait_s=delay)
             waited += delay
+            if tenant_wide:
+                limit.throttled()
+                limit.reserve()
+                state.reserved = True
+                self._hold_tenant(tenant_id, delay)  # the loop's _wait_for_tenant does the waiting
+            else:
+                self._sleep(delay)
+
+    def _hold_tenant(self, tenant_id: str, seconds: float) -> None:
+        with self._guard:
+            until = self._monotonic() + seconds
+            self._not_before[tenant_id] = max(self._not_before.get(tenant_id, 0.0), until)
+
+    def _wait_for_tenant(self, tenant_id: str) -> None:
+        with self._guard:
+            delay = self._not_before.get(tenant_id, 0.0) - self._monotonic()
+        if delay > 0:
             self._sleep(delay)
 
     def _give_up_reason(

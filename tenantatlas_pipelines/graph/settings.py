@@ -62,6 +62,7 @@ _NUMERIC_ENV: dict[str, tuple[str, type]] = {
     "backoff_base_s": ("GRAPH_BACKOFF_BASE_S", float),
     "backoff_cap_s": ("GRAPH_BACKOFF_CAP_S", float),
     "per_tenant_concurrency": ("GRAPH_PER_TENANT_CONCURRENCY", int),
+    "global_concurrency": ("GLOBAL_CONCURRENCY", int),
 }
 
 
@@ -93,6 +94,8 @@ class GraphSettings:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
     per_tenant_concurrency: int = 4
+    # Graph requests in flight at once in this process, all tenants together (a shared client's bound).
+    global_concurrency: int = 16
 
     def __post_init__(self) -> None:
         if self.cloud not in CLOUDS:
@@ -128,7 +131,8 @@ class GraphSettings:
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise _config_error(f"{name} {str(path)!r} is not a readable file")
-        positive = ("connect_timeout", "read_timeout", "max_attempts", "per_tenant_concurrency")
+        positive = ("connect_timeout", "read_timeout", "max_attempts", "per_tenant_concurrency",
+                    "global_concurrency")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise _config_error(f"{name} must be positive")

@@ -75,9 +75,11 @@ def empty_database(db: Database) -> None:
 @pytest.fixture
 def db(_test_database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
     """An empty, migrated test database; TENANTATLAS_DATABASE_URL points at it for code under test."""
+    _test_database.close_idle()  # no pooled session of an earlier test outlives it
     empty_database(_test_database)
     monkeypatch.setenv("TENANTATLAS_DATABASE_URL", _test_database.url)
     yield _test_database
+    _test_database.close_idle()
 
 
 @pytest.fixture
