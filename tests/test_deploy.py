@@ -247,13 +247,17 @@ def _postgres_db(v: dict[str, Any]) -> dict[str, Any]:
 
 def render_run_coordinator(v: dict[str, Any]) -> dict[str, Any]:
     qrc = v["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    assert set(qrc) <= {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds"}, set(qrc)
+    known = {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds", "dequeueUseThreads",
+             "dequeueNumWorkers"}
+    assert set(qrc) <= known, set(qrc)
     assert not (v.get("concurrency") or {}).get("enabled"), "limits live in the run coordinator config"
     config: dict[str, Any] = {"max_concurrent_runs": qrc.get("maxConcurrentRuns", -1)}
     if qrc.get("tagConcurrencyLimits"):
         config["tag_concurrency_limits"] = qrc["tagConcurrencyLimits"]
-    if qrc.get("dequeueIntervalSeconds"):
-        config["dequeue_interval_seconds"] = qrc["dequeueIntervalSeconds"]
+    # The chart's _run-coordinator.tpl writes each of these only when it is set (and truthy).
+    for key in ("dequeueIntervalSeconds", "dequeueUseThreads", "dequeueNumWorkers"):
+        if qrc.get(key):
+            config[_camel_to_snake(key)] = qrc[key]
     return {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": config}
 
 

@@ -45,6 +45,14 @@ def sqlalchemy_storage_url(url: str) -> str:
     return url
 
 
+# How the daemon works the queue (dagster.yaml says why); the limits live in `concurrency.runs`.
+DEQUEUE_SETTINGS: dict[str, Any] = {
+    "dequeue_use_threads": True,
+    "dequeue_num_workers": 4,
+    "dequeue_interval_seconds": 2,
+}
+
+
 def run_queue_settings(
     max_concurrent_runs: int | None = None, runs_per_tenant: int | None = None
 ) -> dict[str, Any]:
@@ -64,7 +72,11 @@ def run_queue_settings(
 def instance_config(*, postgres: bool = True, **limits: int | None) -> dict[str, Any]:
     """The instance configuration as a dict: PostgreSQL storage (URL from env), queued runs, limits."""
     config: dict[str, Any] = {
-        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"},
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": dict(DEQUEUE_SETTINGS),
+        },
         "concurrency": {"runs": run_queue_settings(**limits)},
         "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180},
         "telemetry": {"enabled": False},
