@@ -48,30 +48,19 @@ GRANT SELECT ON inventory_items, inventory_sync_runs, inventory_sync_run_types, 
     analyst_coverage
     TO tenantatlas_analyst;
 
-ALTER TABLE inventory_items ENABLE ROW LEVEL SECURITY;
-ALTER TABLE inventory_sync_runs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE inventory_sync_run_types ENABLE ROW LEVEL SECURITY;
-ALTER TABLE missing_items ENABLE ROW LEVEL SECURITY;
-ALTER TABLE missing_item_snapshots ENABLE ROW LEVEL SECURITY;
-
-CREATE POLICY pipeline_tenant ON inventory_items TO tenantatlas_pipeline
-    USING (tenant_id = current_setting('tenantatlas.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('tenantatlas.tenant_id', true));
-CREATE POLICY pipeline_tenant ON inventory_sync_runs TO tenantatlas_pipeline
-    USING (tenant_id = current_setting('tenantatlas.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('tenantatlas.tenant_id', true));
-CREATE POLICY pipeline_tenant ON inventory_sync_run_types TO tenantatlas_pipeline
-    USING (tenant_id = current_setting('tenantatlas.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('tenantatlas.tenant_id', true));
-CREATE POLICY pipeline_tenant ON missing_items TO tenantatlas_pipeline
-    USING (tenant_id = current_setting('tenantatlas.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('tenantatlas.tenant_id', true));
-CREATE POLICY pipeline_tenant ON missing_item_snapshots TO tenantatlas_pipeline
-    USING (tenant_id = current_setting('tenantatlas.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('tenantatlas.tenant_id', true));
-
-CREATE POLICY analyst_read ON inventory_items FOR SELECT TO tenantatlas_analyst USING (true);
-CREATE POLICY analyst_read ON inventory_sync_runs FOR SELECT TO tenantatlas_analyst USING (true);
-CREATE POLICY analyst_read ON inventory_sync_run_types FOR SELECT TO tenantatlas_analyst USING (true);
-CREATE POLICY analyst_read ON missing_items FOR SELECT TO tenantatlas_analyst USING (true);
-CREATE POLICY analyst_read ON missing_item_snapshots FOR SELECT TO tenantatlas_analyst USING (true);
+-- The same two policies on every tenant-scoped table.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['inventory_items', 'inventory_sync_runs', 'inventory_sync_run_types',
+                             'missing_items', 'missing_item_snapshots']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY pipeline_tenant ON %I TO tenantatlas_pipeline'
+            ' USING (tenant_id = current_setting(''tenantatlas.tenant_id'', true))'
+            ' WITH CHECK (tenant_id = current_setting(''tenantatlas.tenant_id'', true))', t);
+        EXECUTE format('CREATE POLICY analyst_read ON %I FOR SELECT TO tenantatlas_analyst USING (true)', t);
+    END LOOP;
+END $$;
