@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
-
-
 @dataclass(frozen=True)
 class TypeResult:
     policy_type: str
@@ -149,6 +147,16 @@ def run_sync(
                 )
         run = sync_runs.get_run(scope, run_id)
     assert run is not None
+    if run.status != "skipped":
+        log.info(
+            "sync run %s finished: %s, %s observed, %s new, %s changed%s",
+            run.id,
+            run.status,
+            run.items_observed,
+            run.items_new,
+            run.items_changed,
+            f" ({', '.join(run.error_codes)})" if run.error_codes else "",
+        )
     return SyncResult(
         sync_run_id=run.id,
         status=run.status,
@@ -226,7 +234,6 @@ def _observe_and_finalize(
             f"sync run {run_id} could not be finalised: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:200]}",
         ) from None
-    log.info("sync run %s finished: %s %s", run_id, status, sorted(set(codes)) or "")
 
 
 def _observe(

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tenantatlas_pipelines.db import Database, ensure_database
+from tenantatlas_pipelines.db import Database, application_name, ensure_database
 from tenantatlas_pipelines.db.embedded import ensure_server, stop_server
 from tenantatlas_pipelines.emulator import Emulator, Fault, TenantSpec
 from tenantatlas_pipelines.graph.client import GraphClient
@@ -75,9 +75,12 @@ def running_pages(conn: psycopg.Connection, tenant_id: str) -> int:
 
 
 def other_sessions(conn: psycopg.Connection) -> int:
-    """Sessions on this database other than ours (the children's, while they live)."""
+    """Sessions on this database of other processes (the children's, while they live); sessions this
+    test process keeps pooled (e.g. Dagster resources of earlier tests) are not the children's."""
     row = conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND application_name <> %s",
+        (application_name(),),
     ).fetchone()
     conn.commit()
     return int(row[0]) if row else 0

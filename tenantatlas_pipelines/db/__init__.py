@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,7 +61,10 @@ class Database:
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
         """A new connection; connection failures become DATABASE_UNAVAILABLE with a redacted URL."""
         try:
-            return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
+            # application_name shows operators (pg_stat_activity) which process holds a session.
+            return psycopg.connect(
+                self.url, autocommit=autocommit, connect_timeout=10, application_name=application_name()
+            )
         except psycopg.OperationalError as exc:
             raise TenantAtlasError(
                 ErrorCode.DATABASE_UNAVAILABLE,
@@ -117,6 +121,11 @@ class Database:
         """A sibling database for Dagster's own run/event storage, created when missing."""
         ensure_database(self.url, DAGSTER_DATABASE_NAME)
         return with_database(self.url, DAGSTER_DATABASE_NAME)
+
+
+def application_name() -> str:
+    """`tenantatlas-<pid>`: the name every session of this process carries."""
+    return f"tenantatlas-{os.getpid()}"
 
 
 def _first_line(exc: BaseException) -> str:

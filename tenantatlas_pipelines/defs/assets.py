@@ -82,11 +82,7 @@ def inventory_sync(
             f"sync run {result.sync_run_id} was partial: some policy types could not be read "
             f"({', '.join(result.error_codes)}); missing items of this partition are low confidence"
         )
-    else:
-        context.log.info(
-            f"sync run {result.sync_run_id} {result.status}: {result.observed} observed, {result.new} new, "
-            f"{result.changed} changed"
-        )
+    # A success is already told by the engine's own "finished" line (with its counts) and the metadata.
     return MaterializeResult(metadata=metadata)
 
 
