@@ -187,3 +187,23 @@ def test_replace_partition_is_all_or_nothing(registered: Database) -> None:
         conn.rollback()
         assert [r.external_id for r in read_partition(scope, "apps")] == ["a1"]
         assert get_snapshot(scope, "apps").items == 1  # type: ignore[union-attr]
+
+
+def test_inventory_checks_fail_on_a_planted_violation(
+    registered: Database, instance: DagsterInstance, graph_env: Emulator
+) -> None:
+    ref = PartitionRef("fabrikam", "apps")
+    assert run_partition(instance, ref, [SYNC]).success
+    spec = BY_KEY["fabrikam"]
+    with registered.connect() as conn:  # as the table owner: what a bug in the store would leave behind
+        conn.execute(
+            """INSERT INTO inventory_items (tenant_id, policy_type, external_id, display_name, meta_jsonb,
+                   first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id)
+               SELECT tenant_id, 'mobileApp', 'planted', 'planted', '{"password": "x"}', now(), now(), now(),
+                      max(id)
+               FROM inventory_sync_runs WHERE tenant_id = %s GROUP BY tenant_id""",
+            (spec.tenant_id,),
+        )
+        conn.commit()
+    checks = check_results(run_partition(instance, ref, [SYNC]))
+    assert checks == {"inventory_identities_unique": True, "inventory_meta_within_whitelist": False}

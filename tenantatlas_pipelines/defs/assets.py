@@ -29,6 +29,7 @@ from dagster import (
 
 from ..errors import TenantAtlasError
 from . import reporting
+from .inventory_checks import INVENTORY_CHECK_SPECS, inventory_check_results
 from .partitions import partition_ref, sync_partitions
 from .resources import GraphResource, InventoryDatabase
 
@@ -46,6 +47,7 @@ def _metadata(plain: dict[str, Any]) -> dict[str, Any]:
     partitions_def=sync_partitions,
     group_name=GROUP,
     kinds={"python", "postgres"},
+    check_specs=INVENTORY_CHECK_SPECS,
     description="Observes one tenant's Intune objects of one named selection through Microsoft Graph "
     "into the inventory (one engine sync run per partition).",
 )
@@ -83,7 +85,9 @@ def inventory_sync(
             f"({', '.join(result.error_codes)}); missing items of this partition are low confidence"
         )
     # A success is already told by the engine's own "finished" line (with its counts) and the metadata.
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(
+        metadata=metadata, check_results=inventory_check_results(inventory_db.get_database(), ref)
+    )
 
 
 @asset(
