@@ -37,3 +37,17 @@ def test_concurrent_first_start_applies_each_migration_once(database_server_url:
         recorded = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
         assert recorded == names
         assert conn.execute("SELECT count(*) FROM selections WHERE name = 'all'").fetchone() == (1,)
+
+
+def test_up_to_date_check_notices_missing_seeds(db: Database) -> None:
+    """The fast path (nothing to apply) still restores a deleted default selection and a stale
+    policy-type row, because it checks them as well as the migration record."""
+    with db.connect() as conn:
+        conn.execute("DELETE FROM selections WHERE name = 'apps'")
+        conn.execute("UPDATE policy_types SET collection_path = 'stale' WHERE key = 'mobileApp'")
+        conn.commit()
+    assert db.migrate() == []
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM selections WHERE name = 'apps'").fetchone() == (1,)
+        path = conn.execute("SELECT collection_path FROM policy_types WHERE key = 'mobileApp'").fetchone()
+        assert path == ("deviceAppManagement/mobileApps",)

@@ -106,10 +106,22 @@ class Database:
             conn.close()
 
     def migrate(self) -> list[str]:
-        from ..store.policy_types import sync_policy_types
-        from ..store.selections import seed_default_selections
-        from .migrate import apply_migrations
+        """Apply pending migrations and seed what the code expects; returns the migrations applied.
 
+        Every process (CLI command, Dagster run worker) calls this before first use, so the common case,
+        nothing to do, is answered by one connection and three reads, without the migration lock.
+        """
+        from ..store.policy_types import policy_types_current, sync_policy_types
+        from ..store.selections import default_selections_present, seed_default_selections
+        from .migrate import apply_migrations, migrations_current
+
+        with self.pooled() as conn:
+            current = (
+                migrations_current(conn) and default_selections_present(conn) and policy_types_current(conn)
+            )
+        if current:
+            self._migrated = True
+            return []
         applied = apply_migrations(self)
         with self.connect() as conn:
             seed_default_selections(conn)

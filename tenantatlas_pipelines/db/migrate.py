@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from ..config import sql_dir
 from ..errors import ErrorCode, TenantAtlasError
 
@@ -28,6 +30,16 @@ def migration_files(directory: Path | None = None) -> list[Path]:
     if bad:
         raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"migration files must be named NNN_name.sql: {bad}")
     return files
+
+
+def migrations_current(conn: psycopg.Connection, directory: Path | None = None) -> bool:
+    """Whether every migration file is recorded as applied (False when the table does not exist yet)."""
+    names = {p.name for p in migration_files(directory)}
+    row = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return False
+    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    return names <= done
 
 
 def apply_migrations(db: Database, directory: Path | None = None) -> list[str]:

@@ -7,6 +7,16 @@ import psycopg
 from ..policy_types import REGISTRY
 
 
+def _rows() -> set[tuple[str, str, str, str]]:
+    return {(t.key, t.path, t.api_version, t.name_field) for t in REGISTRY.values()}
+
+
+def policy_types_current(conn: psycopg.Connection) -> bool:
+    """Whether the table already mirrors the registry (every entry present and equal)."""
+    stored = set(conn.execute("SELECT key, collection_path, api_version, name_field FROM policy_types"))
+    return _rows() <= stored
+
+
 def sync_policy_types(conn: psycopg.Connection) -> None:
     """Upsert every registry entry; types removed from the registry keep their row (history)."""
     with conn.cursor() as cur:
@@ -15,6 +25,6 @@ def sync_policy_types(conn: psycopg.Connection) -> None:
                VALUES (%s, %s, %s, %s)
                ON CONFLICT (key) DO UPDATE SET collection_path = EXCLUDED.collection_path,
                    api_version = EXCLUDED.api_version, name_field = EXCLUDED.name_field""",
-            [(t.key, t.path, t.api_version, t.name_field) for t in REGISTRY.values()],
+            sorted(_rows()),
         )
     conn.commit()

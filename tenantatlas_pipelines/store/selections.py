@@ -53,6 +53,14 @@ def add_selection(
     return selection
 
 
+def default_selections_present(conn: psycopg.Connection) -> bool:
+    """Whether every default selection name exists (their payloads are the operator's to change)."""
+    row = conn.execute(
+        "SELECT count(*) FROM selections WHERE name = ANY(%s)", (list(DEFAULT_SELECTIONS),)
+    ).fetchone()
+    return bool(row and row[0] == len(DEFAULT_SELECTIONS))
+
+
 def seed_default_selections(conn: psycopg.Connection) -> None:
     """Insert the default selections that do not exist yet; never overwrite an operator's edit."""
     for name, types in DEFAULT_SELECTIONS.items():
