@@ -145,5 +145,6 @@ def normalize_item(policy_type: PolicyType, item: Any) -> Normalized:
             rejected_values += 1
         else:
             meta[field.key] = value
-    unknown = sum(1 for key in item if key not in policy_type.source_keys)
+    known = policy_type.source_keys
+    unknown = sum(1 for key in item if key not in known)
     return InventoryRecord(external_id, display_name, meta, unknown + rejected_values)

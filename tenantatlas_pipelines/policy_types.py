@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from .errors import ErrorCode, TenantAtlasError
@@ -75,7 +76,7 @@ class PolicyType:
     keep: ItemFilter | None = None
     note: str = ""
 
-    @property
+    @cached_property
     def source_keys(self) -> frozenset[str]:
         """Top-level payload keys that are read (everything else is dropped and counted)."""
         return frozenset({"id", self.name_field, *(f.source[0] for f in self.whitelist)})
