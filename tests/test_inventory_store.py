@@ -152,3 +152,29 @@ def test_unknown_tenant_and_selection_fail_clearly_and_write_nothing(db: Databas
         run_sync(db, MemoryGraph(), "contoso", "nope")
     assert info.value.code == ErrorCode.UNKNOWN_SELECTION and "all" in info.value.message
     assert conn.execute("SELECT count(*) FROM inventory_sync_runs").fetchone() == (0,)
+
+
+def test_staging_table_survives_rollbacks_of_later_pages(db: Database, conn, tenant: str) -> None:
+    from tenantatlas_pipelines.normalize import normalize_item
+    from tenantatlas_pipelines.policy_types import REGISTRY
+    from tenantatlas_pipelines.store.inventory import upsert_items
+    from tenantatlas_pipelines.store.selections import get_selection
+
+    records = [normalize_item(REGISTRY["deviceConfiguration"], item(f"r{i}")) for i in range(3)]
+    with db.connect() as session:
+        scope = tenant_scope(session, tenant)
+        run_id = sync_runs.start_run(scope, get_selection(session, "dc"), dagster_run_id=None, worker="t")
+        # Created inside an open transaction that then rolls back: the table is gone again...
+        session.execute("SELECT 1")
+        upsert_items(scope, run_id, "deviceConfiguration", records)
+        session.rollback()
+        # ...and the next page creates it again instead of trusting a stale "already there".
+        assert upsert_items(scope, run_id, "deviceConfiguration", records).new == 3
+        session.commit()
+        # A later page that fails and rolls back does not take the (committed) table with it.
+        assert upsert_items(scope, run_id, "deviceConfiguration", records).new == 0
+        session.rollback()
+        assert upsert_items(scope, run_id, "deviceConfiguration", records).new == 0  # no missing table
+        session.commit()
+    stored = conn.execute("SELECT count(*) FROM inventory_items WHERE external_id LIKE 'r%%'").fetchone()
+    assert stored == (3,)

@@ -9,13 +9,20 @@ pull an item's observation back in time.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from psycopg import pq
+
 from ..normalize import InventoryRecord
 from .scope import TenantScope
+
+# Connections whose session already has the staging table (weak: closed connections drop out).
+_staged: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS inventory_stage (
     policy_type text NOT NULL, external_id text NOT NULL, display_name text, meta_jsonb jsonb NOT NULL
@@ -64,7 +71,14 @@ def upsert_items(
     if not records:
         return UpsertCounts(0, 0, 0)
     conn = scope.conn
-    conn.execute(_STAGE)
+    idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+    if conn not in _staged:
+        conn.execute(_STAGE)
+        # Creating a table is transactional: only a creation committed on its own (no transaction was
+        # open) is known to last for the session; otherwise ask again next time.
+        if idle:
+            conn.commit()
+            _staged.add(conn)
     with conn.cursor() as cur:
         with cur.copy(
             "COPY pg_temp.inventory_stage (policy_type, external_id, display_name, meta_jsonb) FROM STDIN"
