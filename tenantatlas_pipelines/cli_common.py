@@ -8,11 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import TenantAtlasError
+
+if TYPE_CHECKING:
+    from .db import Database
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,7 +32,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def database():
+def database() -> Database:
     """The migrated store (embedded unless TENANTATLAS_DATABASE_URL is set)."""
     from .db import Database
 
