@@ -106,14 +106,7 @@ class DiscoveredTenant:
     discovered_name: str
 
     def to_json(self) -> dict[str, Any]:
-        t = self.tenant
-        return {
-            "tenant_id": t.tenant_id,
-            "key": t.key,
-            "name": t.name,
-            "enabled": t.enabled,
-            "discovered_name": self.discovered_name,
-        }
+        return {**asdict(self.tenant), "discovered_name": self.discovered_name}
 
 
 @dataclass(frozen=True)
