@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -278,7 +278,7 @@ class _ScopePool:
     def __init__(self, db: Database, tenant_id: str) -> None:
         self._db, self._tenant_id = db, tenant_id
         self._idle: queue.SimpleQueue[TenantScope] = queue.SimpleQueue()
-        self._leases: list[AbstractContextManager[psycopg.Connection]] = []
+        self._leases = ExitStack()  # connections leased from the database's pool, returned on exit
         self._lock = threading.Lock()
 
     @contextmanager
@@ -286,10 +286,8 @@ class _ScopePool:
         try:
             scope = self._idle.get_nowait()
         except queue.Empty:
-            lease = self._db.pooled()
-            conn = lease.__enter__()
             with self._lock:
-                self._leases.append(lease)
+                conn = self._leases.enter_context(self._db.pooled())
             scope = tenant_scope(conn, self._tenant_id)
         try:
             yield scope
@@ -302,10 +300,7 @@ class _ScopePool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            leases, self._leases = self._leases, []
-        for lease in leases:
-            lease.__exit__(None, None, None)  # back to the database's pool, or closed if broken
+        self._leases.close()  # back to the database's pool, or closed if broken
 
 
 def _sync_type(

@@ -32,7 +32,6 @@ from tenantatlas_pipelines.defs.sensors import (
     GDAP_AUTO_ENABLE_ENV,
     GDAP_PARTNER_ENV,
     gdap_discovery_sensor,
-    tenant_registry_sensor,
 )
 from tenantatlas_pipelines.emulator import CONTOSO, FABRIKAM, NORTHWIND, Emulator, Fault, TenantSpec
 from tenantatlas_pipelines.emulator.data import GdapCustomer
@@ -51,6 +50,7 @@ from tenantatlas_pipelines.onboarding import (
     read_customers,
 )
 from tenantatlas_pipelines.store.tenants import Tenant, add_tenant, list_tenants, set_enabled
+from tests.test_dagster_automation import tick
 
 # --- the emulated partners ---------------------------------------------------------------------------
 
@@ -668,15 +668,6 @@ def discovery_tick(instance: DagsterInstance, emu: Emulator) -> SkipReason:
     return result
 
 
-def registry_tick(instance: DagsterInstance, cursor: str | None) -> SensorResult | SkipReason:
-    with build_sensor_context(
-        instance=instance, cursor=cursor, resources={"inventory_db": InventoryDatabase()}
-    ) as ctx:
-        result = tenant_registry_sensor(ctx)
-    if isinstance(result, SensorResult):
-        for req in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    return result
 
 
 def test_sensor_registers_discovered_customers_for_the_registry_sensor(
@@ -692,11 +683,11 @@ def test_sensor_registers_discovered_customers_for_the_registry_sensor(
         first = discovery_tick(instance, partner)
         assert "5 newly registered (disabled)" in (first.skip_message or "")
         assert len(registry(db)) == 5 and not any(t.enabled for t in registry(db))
-        assert isinstance(registry_tick(instance, None), SkipReason)  # disabled: no partitions yet
+        assert isinstance(tick(instance, None), SkipReason)  # disabled: no partitions yet
 
         with db.connect() as conn:
             set_enabled(conn, "societe-generale", True)  # an operator enables one deliberately
-        assert isinstance(registry_tick(instance, None), SensorResult)
+        assert isinstance(tick(instance, None), SensorResult)
         assert list(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)) == ["societe-generale"]
 
         monkeypatch.setenv(GDAP_AUTO_ENABLE_ENV, "1")
@@ -711,7 +702,7 @@ def test_sensor_registers_discovered_customers_for_the_registry_sensor(
         )
         second = discovery_tick(instance, partner)
         assert "1 newly registered (enabled): fabrikam-west" in (second.skip_message or "")
-        registry_tick(instance, "1")
+        tick(instance, "1")
         assert sorted(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)) == [
             "fabrikam-west",
             "societe-generale",

@@ -40,7 +40,6 @@ class Database:
     """One PostgreSQL database the pipeline uses; cheap to build, connects per unit of work."""
 
     url: str
-    _migrated: bool = field(default=False, repr=False)
     # Idle connections kept for reuse by pooled(): a sync run opens a few per policy-type worker, and a
     # process running many runs (the fleet, a long-lived worker) should not start a backend for each.
     _idle: list[psycopg.Connection] = field(default_factory=list, repr=False)
@@ -120,13 +119,11 @@ class Database:
                 migrations_current(conn) and default_selections_present(conn) and policy_types_current(conn)
             )
         if current:
-            self._migrated = True
             return []
         applied = apply_migrations(self)
         with self.connect() as conn:
             seed_default_selections(conn)
             sync_policy_types(conn)
-        self._migrated = True
         return applied
 
     def dagster_storage_url(self) -> str:
