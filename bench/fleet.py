@@ -18,13 +18,21 @@ is missed so CI can report it).
 
     Lower bound. Let R_t be the Graph requests tenant t cannot avoid (its pages: the 200 answers in the
     emulator's log) and P_t its longest chain of pages within one policy type (pages of a type are
-    sequential). Each answer takes at least L, and the token request comes first:
-        per tenant   T_t  = L + max( R_t * L / c,                 (c requests in flight at most)
-                                     P_t * L,                     (the longest page chain)
-                                     (ceil(R_t / n) - 1) * w + L )  (n per sliding window of w seconds)
+    sequential). Each answer takes at least L, and two come first: MSAL reads the tenant's OpenID
+    configuration, then asks for the token (the emulator's log shows both per tenant). With the start
+    times of the tenant's accepted requests sorted, s_j >= s_(j-c) + L (at most c in flight) and
+    s_j >= s_(j-n) + w (at most n per sliding window of w seconds), so with k = ceil(R_t / n) windows
+    and r = R_t - (k - 1) * n requests in the last one, the last request cannot start before
+    (k - 1) * w + floor((r - 1) / c) * L:
+        per tenant   T_t  = 2L + max( ceil(R_t / c) * L,                (c requests in flight at most)
+                                      P_t * L,                          (the longest page chain)
+                                      (k - 1) * w + ceil(r / c) * L )   (the rate limit, then c)
         fleet        B    = max( max_t T_t,
                                  sum_t T_t / W,                   (at most W tenants at once)
                                  sum_t R_t * L / min(S, W * c) )  (requests in flight, whole process)
+    An earlier version of this bound counted one L for the token and let the last window finish in one
+    L whatever c is (5.50 s instead of 6.25 s for the default fleet): a bound no MSAL client with c
+    requests in flight can reach. Its ratio is still printed ("loose bound") so figures stay comparable.
     The figure is wall time / B (target <= 1.5), with the requests, 429s (emulator log), failed runs
     and lost items (objects the emulator lists and the pipeline keeps that are not in inventory).
     CPU (TLS, JSON, PostgreSQL) is not in the bound: on 2 cores it is what the ratio mostly measures.
@@ -235,6 +243,7 @@ class Bound:
     run_slots: float
     in_flight: float
     requests: int
+    loose: float = 0.0  # the earlier, unreachable bound (see the module docstring)
     chains: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -252,22 +261,30 @@ def lower_bound(
     rate_limit: tuple[int, float] | None,
 ) -> Bound:
     per_tenant: list[float] = []
+    loose: list[float] = []
     total = 0
     for tid in tenants:
         ok = [r for r in log if r.tenant_id == tid and r.endpoint == "graph" and r.status == 200]
         r_t = len(ok)
         chain = max(Counter(r.policy_type for r in ok).values(), default=0)
         total += r_t
-        terms = [r_t * latency_s / c, chain * latency_s]
-        if rate_limit is not None:
+        terms = [math.ceil(r_t / c) * latency_s, chain * latency_s]
+        if rate_limit is not None and r_t:
             n, w = rate_limit
-            terms.append((math.ceil(r_t / n) - 1) * w + latency_s)
-        per_tenant.append(latency_s + max(terms))
+            k = math.ceil(r_t / n)
+            terms.append((k - 1) * w + math.ceil((r_t - (k - 1) * n) / c) * latency_s)
+        per_tenant.append(2 * latency_s + max(terms))
+        loose_terms = [r_t * latency_s / c, chain * latency_s]
+        if rate_limit is not None:
+            loose_terms.append((math.ceil(r_t / rate_limit[0]) - 1) * rate_limit[1] + latency_s)
+        loose.append(latency_s + max(loose_terms))
+    in_flight = total * latency_s / min(slots, workers * c)
     return Bound(
         per_tenant_max=max(per_tenant),
         run_slots=sum(per_tenant) / workers,
-        in_flight=total * latency_s / min(slots, workers * c),
+        in_flight=in_flight,
         requests=total,
+        loose=max(max(loose), sum(loose) / workers, in_flight),
     )
 
 
@@ -326,6 +343,7 @@ def part_engine(args: argparse.Namespace) -> bool:
         f"{bound.run_slots:.2f} s, sum R_t*L/min(S,W*c) {bound.in_flight:.2f} s)"
     )
     print(f"    wall time      : {wall:.2f} s   ratio {ratio:.2f} (target <= {TARGET_RATIO})")
+    print(f"    loose bound    : {bound.loose:.2f} s   ratio {wall / bound.loose:.2f} (the earlier bound)")
     print(
         f"    requests       : {len(graph_requests)} Graph ({throttled} answered 429), "
         f"{sum(1 for r in log if r.endpoint == 'token')} token"

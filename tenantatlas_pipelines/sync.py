@@ -28,7 +28,7 @@ from .errors import ErrorCode, TenantAtlasError
 from .normalize import InventoryRecord, ItemFiltered, ItemRejected, normalize_item
 from .policy_types import get_policy_type
 from .store import sync_runs
-from .store.inventory import upsert_items
+from .store.inventory import write_page
 from .store.locks import run_lock
 from .store.scope import TenantScope, tenant_scope
 from .store.selections import Selection, get_selection
@@ -354,16 +354,7 @@ def _store_page(
             item_codes.add(str(n.code))
         elif isinstance(n, ItemFiltered):
             filtered += 1
-    counts = upsert_items(scope, run_id, policy_type, records)
-    sync_runs.add_page_counts(
-        scope,
-        run_id,
-        policy_type,
-        observed=counts.observed,
-        new=counts.new,
-        changed=counts.changed,
-        errors=errors,
-        filtered=filtered,
-        meta_keys_dropped=dropped,
+    write_page(
+        scope, run_id, policy_type, records, errors=errors, filtered=filtered, meta_keys_dropped=dropped
     )
     scope.conn.commit()  # the page and its counts become visible together

@@ -169,6 +169,21 @@ def test_ssl_context_adds_the_bundle_to_default_trust(tmp_path: Path) -> None:
     assert len(baseline.get_ca_certs()) > 1
 
 
+def test_certifi_stands_in_only_for_an_empty_system_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    mozilla = ssl.create_default_context(cafile=certifi.where()).cert_store_stats()["x509_ca"]
+    system = build_ssl_context(None).cert_store_stats()["x509_ca"]
+    assert system > 1  # this machine has a system store: it is used as is
+    # A slim image without ca-certificates: OpenSSL finds nothing at its default paths.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "absent.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "absent"))
+    assert ssl.create_default_context().cert_store_stats()["x509_ca"] == 0
+    assert build_ssl_context(None).cert_store_stats()["x509_ca"] == mozilla
+
+
 def test_unreadable_bundle_is_config_invalid(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")

@@ -166,3 +166,92 @@ def test_requests_in_flight_never_exceed_the_global_bound() -> None:
     for t in threads:
         t.join(10)
     assert state["max"] == 3, state
+
+
+def test_a_429_without_retry_after_backs_off_only_that_request_and_halves_the_limit() -> None:
+    """Our guess (backoff) must not stall the tenant; finding its rate is the halved limit's job."""
+    seen: list[tuple[float, str, float]] = []
+    lock = threading.Lock()
+    throttled_once = threading.Event()
+    client: GraphClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append((time.monotonic(), request.url.path, client._limit("tenant-a").limit))
+            first = "intents" in request.url.path and not throttled_once.is_set()
+            throttled_once.set()
+        if first:
+            return graph_error(429, "TooManyRequests", "slow down")  # Intune's habit: no Retry-After
+        return page([{"id": "x"}])
+
+    # rand ~1: the first backoff is the whole 1 s ceiling, long enough to see who waited for it.
+    client = _client(handler, backoff_base_s=1.0, backoff_cap_s=1.0)
+    client._rand = lambda: 0.999
+    first = threading.Thread(target=lambda: list(client.iter_pages("tenant-a", "endpointSecurityIntent")))
+    first.start()
+    assert throttled_once.wait(5)
+    time.sleep(0.05)
+    list(client.iter_pages("tenant-a", "deviceConfiguration"))
+    first.join(10)
+    t429 = seen[0][0]
+    other = next(t for t, path, _ in seen if "deviceConfigurations" in path)
+    retry_at, _, limit_at_retry = next(s for s in seen[1:] if "intents" in s[1])
+    assert other - t429 < 0.5, "another read of the same tenant was not held by the guess"
+    assert retry_at - t429 >= 0.95, "the refused request waited its own backoff"
+    assert limit_at_retry < client.settings.per_tenant_concurrency, "the tenant's limit was halved"
+
+
+def test_a_429_with_retry_after_holds_the_tenant_without_halving_its_limit() -> None:
+    seen: list[tuple[float, float]] = []
+    throttled_once = threading.Event()
+    client: GraphClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((time.monotonic(), client._limit("tenant-a").limit))
+        if not throttled_once.is_set():
+            throttled_once.set()
+            return graph_error(429, "TooManyRequests", "slow down", **{"Retry-After": "0.3"})
+        return page([{"id": "x"}])
+
+    client = _client(handler)
+    list(client.iter_pages("tenant-a", "deviceConfiguration"))
+    (t429, _), (retry_at, limit_at_retry) = seen
+    assert retry_at - t429 >= 0.29
+    assert limit_at_retry == client.settings.per_tenant_concurrency, "the hold paces; the limit stays"
+
+
+def test_a_429_without_retry_after_during_a_hold_waits_for_the_hold_not_a_guess() -> None:
+    """Two requests of one burst: one is told Retry-After, the other (Intune's habit) is not. The second
+    retries when the tenant's hold ends instead of after its own, much longer, backoff."""
+    arrived = threading.Barrier(2, timeout=5)
+    seen: list[tuple[float, str, int]] = []
+    lock = threading.Lock()
+    answered: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        with lock:
+            seen.append((time.monotonic(), path, len(answered)))
+            fresh = path not in answered
+            answered.add(path)
+        if fresh:
+            arrived.wait()  # both requests are on the wire before either is answered
+            if "intents" in path:
+                return graph_error(429, "TooManyRequests", "slow down", **{"Retry-After": "0.4"})
+            time.sleep(0.1)  # answered after the hold was set
+            return graph_error(429, "TooManyRequests", "slow down")
+        return page([{"id": "x"}])
+
+    client = _client(handler, backoff_base_s=5.0, backoff_cap_s=5.0)
+    client._rand = lambda: 0.999  # a guess would be ~5 s
+    reads = [
+        threading.Thread(target=lambda k=k: list(client.iter_pages("tenant-a", k)))
+        for k in ("endpointSecurityIntent", "deviceConfiguration")
+    ]
+    for t in reads:
+        t.start()
+    for t in reads:
+        t.join(10)
+    t0 = min(t for t, _, _ in seen)
+    retry = [t - t0 for t, path, _ in seen[2:] if "deviceConfigurations" in path]
+    assert retry and 0.35 <= retry[0] < 1.5, retry

@@ -23,7 +23,6 @@ from dagster import (
     sensor,
 )
 
-from ..onboarding import discover_tenants
 from ..store.tenants import list_tenants
 from . import planning
 from .assets import missing_items
@@ -109,6 +108,8 @@ def gdap_discovery_sensor(
     if not partner:
         return SkipReason(f"{GDAP_PARTNER_ENV} is not set: GDAP discovery is off")
     enabled = os.environ.get(GDAP_AUTO_ENABLE_ENV, "0") == "1"
+    from ..onboarding import discover_tenants  # here, not at the top: run workers never need it
+
     with inventory_db.get_database().connect() as conn:
         result = discover_tenants(conn, graph.get_client(), partner, apply=True, enabled=enabled)
     new = [c.tenant.key for c in result.plan.of("new")]

@@ -339,6 +339,10 @@ class GraphClient:
                 if status == 429 or (status == 503 and retry_after is not None):
                     stats.add(throttled=1)
                     tenant_wide = True
+                    if retry_after is None:
+                        # Another request of this tenant was told when its budget frees: that beats
+                        # a guess (Intune leaves Retry-After off some 429s of the same burst).
+                        retry_after = self._hold_remaining(tenant_id) or None
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status in SHORT_RETRY_STATUSES:
@@ -354,22 +358,38 @@ class GraphClient:
             )
             stats.add(retries=1, wait_s=delay)
             waited += delay
-            if tenant_wide:
-                limit.throttled()
+            if tenant_wide and retry_after is not None:
+                # The service said when the tenant's budget frees: every request of the tenant waits
+                # that long (the loop's _wait_for_tenant does the waiting) and this one goes first.
+                # The limit stays: the hold is the pacing, and a tenant that resumed at a halved limit
+                # spent its fresh budget at a fraction of the speed it allows.
                 limit.reserve()
                 state.reserved = True
-                self._hold_tenant(tenant_id, delay)  # the loop's _wait_for_tenant does the waiting
+                self._hold_tenant(tenant_id, delay)
             else:
+                # Throttled without being told for how long: the halved limit is how we find the
+                # tenant's rate, and our guess (backoff) holds only this request: holding the whole
+                # tenant on a guess stalled it long after its budget had freed. It still retries
+                # ahead of new requests of the tenant.
+                if tenant_wide:
+                    limit.throttled()
                 self._sleep(delay)
+                if tenant_wide:
+                    limit.reserve()
+                    state.reserved = True
 
     def _hold_tenant(self, tenant_id: str, seconds: float) -> None:
         with self._guard:
             until = self._monotonic() + seconds
             self._not_before[tenant_id] = max(self._not_before.get(tenant_id, 0.0), until)
 
-    def _wait_for_tenant(self, tenant_id: str) -> None:
+    def _hold_remaining(self, tenant_id: str) -> float:
+        """Seconds the tenant is still held for (0.0 when it is not)."""
         with self._guard:
-            delay = self._not_before.get(tenant_id, 0.0) - self._monotonic()
+            return max(0.0, self._not_before.get(tenant_id, 0.0) - self._monotonic())
+
+    def _wait_for_tenant(self, tenant_id: str) -> None:
+        delay = self._hold_remaining(tenant_id)
         if delay > 0:
             self._sleep(delay)
 

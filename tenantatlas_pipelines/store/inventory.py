@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ import psycopg
 from psycopg import pq
 
 from ..normalize import InventoryRecord
+from . import sync_runs
 from .scope import TenantScope
 
 # Connections whose session already has the staging table (weak: closed connections drop out).
@@ -56,6 +58,18 @@ RETURNING (xmax = 0) AS inserted,
 """.replace("newer", "(i.last_seen_at <= EXCLUDED.last_seen_at)")
 
 
+# One page, one statement: the upsert, its counts, and the ledger's page counts (sync_runs.py), so the
+# engine pays one round trip per page for all three and the counts never travel to Python row by row.
+_PAGE = (
+    f"WITH up AS ({_UPSERT}),\n"
+    """page AS (SELECT count(*) FILTER (WHERE NOT repeated)::int AS observed,
+                     count(*) FILTER (WHERE inserted)::int AS new,
+                     count(*) FILTER (WHERE changed AND NOT inserted AND NOT repeated)::int AS changed
+              FROM up)"""
+    + sync_runs.PAGE_COUNTS_UPDATE
+)
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     observed: int
@@ -70,6 +84,46 @@ def upsert_items(
     are stored and counted once."""
     if not records:
         return UpsertCounts(0, 0, 0)
+    with _staged_cursor(scope, policy_type, records) as cur:
+        cur.execute(_UPSERT, {"tenant_id": scope.tenant_id, "run_id": run_id})
+        rows = cur.fetchall()
+    new = sum(1 for inserted, _, _ in rows if inserted)
+    changed = sum(1 for inserted, changed, repeated in rows if changed and not inserted and not repeated)
+    observed = sum(1 for _, _, repeated in rows if not repeated)
+    return UpsertCounts(observed, new, changed)
+
+
+def write_page(
+    scope: TenantScope,
+    run_id: int,
+    policy_type: str,
+    records: Sequence[InventoryRecord],
+    *,
+    errors: int,
+    filtered: int,
+    meta_keys_dropped: int,
+) -> UpsertCounts:
+    """upsert_items plus the page's counts on the run's policy-type row, inside the caller's (page)
+    transaction; a page without records only adds its counts."""
+    if not records:
+        sync_runs.add_page_counts(scope, run_id, policy_type, observed=0, new=0, changed=0, errors=errors,
+                                  filtered=filtered, meta_keys_dropped=meta_keys_dropped)
+        return UpsertCounts(0, 0, 0)
+    params = sync_runs.page_counts_params(
+        scope, run_id, policy_type, errors=errors, filtered=filtered, meta_keys_dropped=meta_keys_dropped
+    )
+    with _staged_cursor(scope, policy_type, records) as cur:
+        row = cur.execute(_PAGE, params).fetchone()
+    if row is None:  # no ledger row for the type: the page is written but could not be counted
+        raise LookupError(f"sync run {run_id} has no policy-type row for {policy_type!r}")
+    return UpsertCounts(*row)
+
+
+@contextmanager
+def _staged_cursor(
+    scope: TenantScope, policy_type: str, records: Sequence[InventoryRecord]
+) -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor after the records were COPYed into the session's staging table (made on first use)."""
     conn = scope.conn
     idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
     if conn not in _staged:
@@ -85,12 +139,7 @@ def upsert_items(
         ) as copy:
             for r in records:
                 copy.write_row((policy_type, r.external_id, r.display_name, json.dumps(r.meta)))
-        cur.execute(_UPSERT, {"tenant_id": scope.tenant_id, "run_id": run_id})
-        rows = cur.fetchall()
-    new = sum(1 for inserted, _, _ in rows if inserted)
-    changed = sum(1 for inserted, changed, repeated in rows if changed and not inserted and not repeated)
-    observed = sum(1 for _, _, repeated in rows if not repeated)
-    return UpsertCounts(observed, new, changed)
+        yield cur
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,21 @@ TENANT_SETTING = "tenantatlas.tenant_id"
 _bound: weakref.WeakKeyDictionary[psycopg.Connection, str] = weakref.WeakKeyDictionary()
 
 
+# Binding a session is one statement (set_config('role', ...) is SET ROLE): a run binds a connection per
+# worker thread, and round trips, not work, are what binding costs. Selected from `tenants`, so an
+# unregistered tenant id binds nothing and returns no row.
+_BIND = f"""SELECT set_config('{TENANT_SETTING}', t.tenant_id::text, false),
+                  set_config('role', '{PIPELINE_ROLE}', false)
+           FROM tenants t WHERE t.tenant_id = %s"""
+_RELEASE = f"SELECT set_config('role', 'none', false), set_config('{TENANT_SETTING}', '', false)"
+
+
 def _bind(conn: psycopg.Connection, tenant_id: str) -> None:
     conn.commit()
-    conn.execute("SELECT set_config(%s, %s, false)", (TENANT_SETTING, tenant_id))
-    conn.execute(f"SET ROLE {PIPELINE_ROLE}")
+    bound = conn.execute(_BIND, (tenant_id,)).fetchone() is not None
     conn.commit()
+    if not bound:
+        raise TenantAtlasError(ErrorCode.UNKNOWN_TENANT, f"tenant {tenant_id} is not registered")
     _bound[conn] = tenant_id
 
 
@@ -51,8 +61,6 @@ class TenantScope:
 def tenant_scope(conn: psycopg.Connection, tenant_id: str) -> TenantScope:
     """A scope for a registered tenant; INVALID_TENANT_ID / UNKNOWN_TENANT otherwise."""
     tenant_id = validate_tenant_id(tenant_id)
-    if conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s", (tenant_id,)).fetchone() is None:
-        raise TenantAtlasError(ErrorCode.UNKNOWN_TENANT, f"tenant {tenant_id} is not registered")
     _bind(conn, tenant_id)
     return TenantScope(conn, tenant_id)
 
@@ -60,7 +68,6 @@ def tenant_scope(conn: psycopg.Connection, tenant_id: str) -> TenantScope:
 def release(conn: psycopg.Connection) -> None:
     """Return a connection to its login role with no tenant bound (for fleet-wide work after scoping)."""
     conn.commit()
-    conn.execute("RESET ROLE")
-    conn.execute("SELECT set_config(%s, '', false)", (TENANT_SETTING,))
+    conn.execute(_RELEASE)
     conn.commit()
     _bound.pop(conn, None)

@@ -163,6 +163,29 @@ def mark_abandoned(scope: TenantScope, selection_hash: str) -> list[int]:
     return ids
 
 
+# The ledger half of a page write. `page` is a one-row relation (observed, new, changed) the caller
+# puts in front as a CTE: a VALUES row here, the upsert's own count in store/inventory.py, so a page
+# and its counts go to the server as one statement.
+PAGE_COUNTS_UPDATE = """
+UPDATE inventory_sync_run_types t
+SET items_observed = t.items_observed + page.observed, items_new = t.items_new + page.new,
+    items_changed = t.items_changed + page.changed, items_errors = t.items_errors + %(errors)s,
+    items_filtered = t.items_filtered + %(filtered)s,
+    meta_keys_dropped = t.meta_keys_dropped + %(meta_keys_dropped)s,
+    pages = t.pages + 1, started_at = coalesce(t.started_at, now())
+FROM page
+WHERE t.tenant_id = %(tenant_id)s AND t.sync_run_id = %(run_id)s AND t.policy_type = %(policy_type)s
+RETURNING page.observed, page.new, page.changed"""
+
+
+def page_counts_params(
+    scope: TenantScope, run_id: int, policy_type: str, *, errors: int, filtered: int, meta_keys_dropped: int
+) -> dict[str, Any]:
+    """The parameters PAGE_COUNTS_UPDATE needs besides the page's own counts."""
+    return {"tenant_id": scope.tenant_id, "run_id": run_id, "policy_type": policy_type, "errors": errors,
+            "filtered": filtered, "meta_keys_dropped": meta_keys_dropped}
+
+
 def add_page_counts(
     scope: TenantScope,
     run_id: int,
@@ -175,15 +198,14 @@ def add_page_counts(
     filtered: int,
     meta_keys_dropped: int,
 ) -> None:
-    """Add one page's counts inside the caller's (page) transaction."""
+    """Add one page's counts inside the caller's (page) transaction (a page without stored items)."""
+    params = page_counts_params(
+        scope, run_id, policy_type, errors=errors, filtered=filtered, meta_keys_dropped=meta_keys_dropped
+    )
     scope.conn.execute(
-        """UPDATE inventory_sync_run_types
-           SET items_observed = items_observed + %s, items_new = items_new + %s,
-               items_changed = items_changed + %s, items_errors = items_errors + %s,
-               items_filtered = items_filtered + %s, meta_keys_dropped = meta_keys_dropped + %s,
-               pages = pages + 1, started_at = coalesce(started_at, now())
-           WHERE tenant_id = %s AND sync_run_id = %s AND policy_type = %s""",
-        (observed, new, changed, errors, filtered, meta_keys_dropped, scope.tenant_id, run_id, policy_type),
+        "WITH page (observed, new, changed) AS (VALUES (%(observed)s::int, %(new)s::int, %(changed)s::int))"
+        + PAGE_COUNTS_UPDATE,
+        {**params, "observed": observed, "new": new, "changed": changed},
     )
 
 
