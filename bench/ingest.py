@@ -21,7 +21,7 @@ from bench._common import bench_database
 from tenantatlas_pipelines.normalize import normalize_item
 from tenantatlas_pipelines.policy_types import REGISTRY
 from tenantatlas_pipelines.store import sync_runs
-from tenantatlas_pipelines.store.inventory import upsert_items
+from tenantatlas_pipelines.store.inventory import write_page
 from tenantatlas_pipelines.store.scope import tenant_scope
 from tenantatlas_pipelines.store.selections import get_selection
 from tenantatlas_pipelines.store.tenants import add_tenant
@@ -66,18 +66,7 @@ def store_path(db, records, page: int) -> float:
         t0 = time.perf_counter()
         for start in range(0, len(records), page):
             chunk = records[start : start + page]
-            counts = upsert_items(scope, run_id, POLICY.key, chunk)
-            sync_runs.add_page_counts(
-                scope,
-                run_id,
-                POLICY.key,
-                observed=counts.observed,
-                new=counts.new,
-                changed=counts.changed,
-                errors=0,
-                filtered=0,
-                meta_keys_dropped=0,
-            )
+            write_page(scope, run_id, POLICY.key, chunk, errors=0, filtered=0, meta_keys_dropped=0)
             conn.commit()
         elapsed = time.perf_counter() - t0
         sync_runs.finalize_run(scope, run_id, status="succeeded", error_codes=[], error_message=None)

@@ -6,6 +6,11 @@ that need them, so a run worker that loads this module pays for Dagster and psyc
 
 from __future__ import annotations
 
+from .startup import freeze_import_heap
+
+# Before our imports: the heap Dagster built stays out of the full collections they trigger.
+freeze_import_heap()
+
 from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items

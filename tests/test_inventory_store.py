@@ -157,24 +157,71 @@ def test_unknown_tenant_and_selection_fail_clearly_and_write_nothing(db: Databas
 def test_staging_table_survives_rollbacks_of_later_pages(db: Database, conn, tenant: str) -> None:
     from tenantatlas_pipelines.normalize import normalize_item
     from tenantatlas_pipelines.policy_types import REGISTRY
-    from tenantatlas_pipelines.store.inventory import upsert_items
+    from tenantatlas_pipelines.store.inventory import write_page
     from tenantatlas_pipelines.store.selections import get_selection
 
     records = [normalize_item(REGISTRY["deviceConfiguration"], item(f"r{i}")) for i in range(3)]
     with db.connect() as session:
         scope = tenant_scope(session, tenant)
         run_id = sync_runs.start_run(scope, get_selection(session, "dc"), dagster_run_id=None, worker="t")
+
+        def page() -> int:
+            counts = write_page(
+                scope, run_id, "deviceConfiguration", records, errors=1, filtered=0, meta_keys_dropped=2
+            )
+            return counts.new
+
         # Created inside an open transaction that then rolls back: the table is gone again...
         session.execute("SELECT 1")
-        upsert_items(scope, run_id, "deviceConfiguration", records)
+        page()
         session.rollback()
         # ...and the next page creates it again instead of trusting a stale "already there".
-        assert upsert_items(scope, run_id, "deviceConfiguration", records).new == 3
+        assert page() == 3
         session.commit()
         # A later page that fails and rolls back does not take the (committed) table with it.
-        assert upsert_items(scope, run_id, "deviceConfiguration", records).new == 0
+        assert page() == 0
         session.rollback()
-        assert upsert_items(scope, run_id, "deviceConfiguration", records).new == 0  # no missing table
+        assert page() == 0  # no missing table
         session.commit()
+        # Only the committed pages were counted, in the same statement as their rows; the second one
+        # listed the same objects again in the same run, so they are observed once.
+        counted = session.execute(
+            """SELECT pages, items_observed, items_new, items_errors, meta_keys_dropped
+               FROM inventory_sync_run_types WHERE sync_run_id = %s""",
+            (run_id,),
+        ).fetchone()
+        assert counted == (2, 3, 3, 2, 4)
+        # A page of a type the run does not read is refused, not silently left uncounted.
+        with pytest.raises(LookupError):
+            write_page(scope, run_id, "mobileApp", records[:1], errors=0, filtered=0, meta_keys_dropped=0)
+        session.rollback()
     stored = conn.execute("SELECT count(*) FROM inventory_items WHERE external_id LIKE 'r%%'").fetchone()
     assert stored == (3,)
+
+
+def test_integrity_facts_are_aggregated_by_the_server(db: Database, conn, tenant: str) -> None:
+    from tenantatlas_pipelines.store.inventory import integrity_facts
+
+    pages = {"deviceConfiguration": [[item("dc-1"), item("dc-2")]], "mobileApp": [[item("app-1")]]}
+    run = run_sync(db, MemoryGraph(pages), "contoso", "dc-apps")
+    scope = tenant_scope(conn, tenant)
+    clean = integrity_facts(scope, ["deviceConfiguration", "mobileApp"])
+    assert (clean.items, clean.duplicates, clean.duplicate_examples) == (3, 0, [])
+    assert set(clean.meta_keys) <= {"deviceConfiguration", "mobileApp"}
+    # What a bug would leave behind: the same GUID in another case, and a key outside any whitelist.
+    for external_id in ("DC-1", "Dc-2", "dC-2"):
+        conn.execute(
+            """INSERT INTO inventory_items (tenant_id, policy_type, external_id, display_name, meta_jsonb,
+                   first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id)
+               VALUES (%s, 'deviceConfiguration', %s, 'x', '{"password": "x"}', now(), now(), now(), %s)""",
+            (tenant, external_id, run.sync_run_id),
+        )
+    conn.commit()
+    planted = integrity_facts(tenant_scope(conn, tenant), ["deviceConfiguration", "mobileApp"], examples=1)
+    assert planted.items == 6
+    assert planted.duplicates == 2, "dc-1 and dc-2 are each stored more than once"
+    assert planted.duplicate_examples == [("deviceConfiguration", "dc-1")]
+    assert "password" in planted.meta_keys["deviceConfiguration"]
+    assert "password" not in planted.meta_keys.get("mobileApp", [])
+    # Scoped to the types asked for.
+    assert integrity_facts(tenant_scope(conn, tenant), ["mobileApp"]).items == 1

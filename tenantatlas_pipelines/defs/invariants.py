@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ..policy_types import REGISTRY
@@ -29,8 +29,11 @@ def whitelist(policy_type: str) -> frozenset[str]:
     return frozenset(f.key for f in REGISTRY[policy_type].whitelist)
 
 
-def meta_keys_outside_whitelist(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
-    """Per policy type, the stored metadata keys that its whitelist does not allow (empty = fine)."""
+def meta_keys_outside_whitelist(items: Iterable[tuple[str, Iterable[str]]]) -> dict[str, list[str]]:
+    """Per policy type, the stored metadata keys that its whitelist does not allow (empty = fine).
+
+    Takes (policy_type, keys) pairs: a stored `meta` dict, or the keys the store aggregated per type.
+    """
     bad: dict[str, set[str]] = {}
     for policy_type, meta in items:
         allowed = whitelist(policy_type) if policy_type in REGISTRY else frozenset()

@@ -77,22 +77,6 @@ class UpsertCounts:
     changed: int
 
 
-def upsert_items(
-    scope: TenantScope, run_id: int, policy_type: str, records: Sequence[InventoryRecord]
-) -> UpsertCounts:
-    """Upsert one page of records inside the caller's transaction; duplicates (in the page or the run)
-    are stored and counted once."""
-    if not records:
-        return UpsertCounts(0, 0, 0)
-    with _staged_cursor(scope, policy_type, records) as cur:
-        cur.execute(_UPSERT, {"tenant_id": scope.tenant_id, "run_id": run_id})
-        rows = cur.fetchall()
-    new = sum(1 for inserted, _, _ in rows if inserted)
-    changed = sum(1 for inserted, changed, repeated in rows if changed and not inserted and not repeated)
-    observed = sum(1 for _, _, repeated in rows if not repeated)
-    return UpsertCounts(observed, new, changed)
-
-
 def write_page(
     scope: TenantScope,
     run_id: int,
@@ -103,8 +87,9 @@ def write_page(
     filtered: int,
     meta_keys_dropped: int,
 ) -> UpsertCounts:
-    """upsert_items plus the page's counts on the run's policy-type row, inside the caller's (page)
-    transaction; a page without records only adds its counts."""
+    """Upsert one page of records and add the page's counts to the run's policy-type row, inside the
+    caller's (page) transaction. Duplicates (in the page or the run) are stored and counted once; a page
+    without records only adds its counts."""
     if not records:
         sync_runs.add_page_counts(scope, run_id, policy_type, observed=0, new=0, changed=0, errors=errors,
                                   filtered=filtered, meta_keys_dropped=meta_keys_dropped)
@@ -172,3 +157,45 @@ def count_items(scope: TenantScope) -> dict[str, int]:
         (scope.tenant_id,),
     ).fetchall()
     return dict(rows)
+
+
+@dataclass(frozen=True)
+class IntegrityFacts:
+    """What the inventory checks decide on, aggregated by the server (a tenant may hold 100,000 items;
+    only the aggregates travel)."""
+
+    items: int
+    duplicates: int  # identities (policy_type, id compared case-insensitively) stored more than once
+    duplicate_examples: list[tuple[str, str]]  # the first of them, sorted: (policy_type, lower-cased id)
+    meta_keys: dict[str, list[str]]  # per policy type, the distinct metadata keys stored
+
+
+def integrity_facts(scope: TenantScope, policy_types: Sequence[str], examples: int = 20) -> IntegrityFacts:
+    """Item count, duplicate identities (ids compared case-insensitively: Graph ids are GUIDs) and the
+    stored metadata keys per type, for the tenant's items of `policy_types`."""
+    conn, params = scope.conn, {"tenant_id": scope.tenant_id, "types": list(policy_types)}
+    (items,) = conn.execute(
+        """SELECT count(*) FROM inventory_items
+           WHERE tenant_id = %(tenant_id)s AND policy_type = ANY(%(types)s)""",
+        params,
+    ).fetchone() or (0,)
+    dupes = conn.execute(
+        """SELECT policy_type, lower(external_id), count(*) OVER () FROM inventory_items
+           WHERE tenant_id = %(tenant_id)s AND policy_type = ANY(%(types)s)
+           GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2 LIMIT %(examples)s""",
+        {**params, "examples": examples},
+    ).fetchall()
+    keys: dict[str, list[str]] = {}
+    for policy_type, key in conn.execute(
+        """SELECT DISTINCT i.policy_type, k.key
+           FROM inventory_items i CROSS JOIN LATERAL jsonb_object_keys(i.meta_jsonb) AS k(key)
+           WHERE i.tenant_id = %(tenant_id)s AND i.policy_type = ANY(%(types)s) ORDER BY 1, 2""",
+        params,
+    ):
+        keys.setdefault(policy_type, []).append(key)
+    return IntegrityFacts(
+        items=items,
+        duplicates=dupes[0][2] if dupes else 0,
+        duplicate_examples=[(t, i) for t, i, _ in dupes],
+        meta_keys=keys,
+    )
