@@ -10,9 +10,12 @@ one-asset project spends 0.7 s between its atexit hooks and its exit, our run wo
 which is what the Python documentation suggests for long-lived start-up state. See docs/orchestration.md,
 "Per-run overhead".
 
-The price is that cyclic garbage that already exists at the freeze is never collected: a one-time,
-bounded amount from module imports. It is done once per process, so reloading a code location does not
-pin the garbage of each reload.
+The price: cyclic garbage that already exists at the freeze is never collected, nor is a cycle that
+later runs through a frozen object, and finalizers of frozen cycles do not run at exit. That is bounded
+by what Dagster's import built, and nothing of ours relies on a finalizer at exit. Long-lived processes
+that load the definitions (a code server under `dagster dev` or the daemon's workspace) freeze too, at
+the same point and with the same bound. It is done once per process, so reloading a code location in
+place does not pin the garbage of each reload.
 """
 
 from __future__ import annotations

@@ -169,19 +169,27 @@ def test_ssl_context_adds_the_bundle_to_default_trust(tmp_path: Path) -> None:
     assert len(baseline.get_ca_certs()) > 1
 
 
-def test_certifi_stands_in_only_for_an_empty_system_store(
+def test_public_trust_survives_an_empty_or_replaced_system_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import certifi
 
-    mozilla = ssl.create_default_context(cafile=certifi.where()).cert_store_stats()["x509_ca"]
-    system = build_ssl_context(None).cert_store_stats()["x509_ca"]
-    assert system > 1  # this machine has a system store: it is used as is
+    mozilla = ssl.create_default_context(cafile=certifi.where()).get_ca_certs(binary_form=True)
+    assert build_ssl_context(None).cert_store_stats()["x509_ca"] > 1  # this machine's system store
     # A slim image without ca-certificates: OpenSSL finds nothing at its default paths.
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "absent.pem"))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "absent"))
     assert ssl.create_default_context().cert_store_stats()["x509_ca"] == 0
-    assert build_ssl_context(None).cert_store_stats()["x509_ca"] == mozilla
+    assert set(mozilla) <= set(build_ssl_context(None).get_ca_certs(binary_form=True))
+    # SSL_CERT_FILE replaced by a bundle holding only a TLS-inspecting proxy's CA: the proxy's CA and
+    # the public roots (Microsoft's endpoints are often exempt from inspection) are both trusted.
+    proxy = trustme.CA()
+    proxy_pem = tmp_path / "proxy-only.pem"
+    proxy.cert_pem.write_to_path(str(proxy_pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(proxy_pem))
+    trusted = set(build_ssl_context(None).get_ca_certs(binary_form=True))
+    assert ssl.create_default_context().cert_store_stats()["x509_ca"] == 1
+    assert set(mozilla) <= trusted and len(trusted) == len(set(mozilla)) + 1
 
 
 def test_unreadable_bundle_is_config_invalid(tmp_path: Path) -> None:

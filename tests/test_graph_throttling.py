@@ -237,13 +237,13 @@ def test_a_429_without_retry_after_during_a_hold_waits_for_the_hold_not_a_guess(
         if fresh:
             arrived.wait()  # both requests are on the wire before either is answered
             if "intents" in path:
-                return graph_error(429, "TooManyRequests", "slow down", **{"Retry-After": "0.4"})
-            time.sleep(0.1)  # answered after the hold was set
+                return graph_error(429, "TooManyRequests", "slow down", **{"Retry-After": "1.5"})
+            time.sleep(0.1)  # answered after the hold was set (1.4 s of slack for a slow machine)
             return graph_error(429, "TooManyRequests", "slow down")
         return page([{"id": "x"}])
 
-    client = _client(handler, backoff_base_s=5.0, backoff_cap_s=5.0)
-    client._rand = lambda: 0.999  # a guess would be ~5 s
+    client = _client(handler, backoff_base_s=6.0, backoff_cap_s=6.0)
+    client._rand = lambda: 0.999  # a guess would be ~6 s
     reads = [
         threading.Thread(target=lambda k=k: list(client.iter_pages("tenant-a", k)))
         for k in ("endpointSecurityIntent", "deviceConfiguration")
@@ -254,4 +254,24 @@ def test_a_429_without_retry_after_during_a_hold_waits_for_the_hold_not_a_guess(
         t.join(10)
     t0 = min(t for t, _, _ in seen)
     retry = [t - t0 for t, path, _ in seen[2:] if "deviceConfigurations" in path]
-    assert retry and 0.35 <= retry[0] < 1.5, retry
+    assert retry and 1.45 <= retry[0] < 4.5, retry
+
+
+def test_a_hold_longer_than_the_budget_does_not_make_a_header_less_429_give_up() -> None:
+    """The tenant's hold is borrowed, not a promise the request made: if it does not fit the request's
+    remaining retry budget, the request backs off as usual and still waits for the hold to end."""
+    seen: list[float] = []
+    client: GraphClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        if len(seen) == 1:
+            # Meanwhile another request of the tenant was told Retry-After 0.5 s (longer than this
+            # request's whole 0.3 s budget); this one is refused without Retry-After.
+            client._hold_tenant("t", 0.5)
+            return graph_error(429, "TooManyRequests", "slow down")
+        return page([{"id": "x"}])
+
+    client = _client(handler, retry_budget_s=0.3)
+    assert sum(len(p.items) for p in client.iter_pages("t", "deviceConfiguration")) == 1, "no give-up"
+    assert seen[1] - seen[0] >= 0.45, "it still waited for the tenant's hold"

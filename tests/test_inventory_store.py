@@ -157,7 +157,7 @@ def test_unknown_tenant_and_selection_fail_clearly_and_write_nothing(db: Databas
 def test_staging_table_survives_rollbacks_of_later_pages(db: Database, conn, tenant: str) -> None:
     from tenantatlas_pipelines.normalize import normalize_item
     from tenantatlas_pipelines.policy_types import REGISTRY
-    from tenantatlas_pipelines.store.inventory import write_page
+    from tenantatlas_pipelines.store.inventory import UpsertCounts, write_page
     from tenantatlas_pipelines.store.selections import get_selection
 
     records = [normalize_item(REGISTRY["deviceConfiguration"], item(f"r{i}")) for i in range(3)]
@@ -192,11 +192,23 @@ def test_staging_table_survives_rollbacks_of_later_pages(db: Database, conn, ten
         ).fetchone()
         assert counted == (2, 3, 3, 2, 4)
         # A page of a type the run does not read is refused, not silently left uncounted.
-        with pytest.raises(LookupError):
-            write_page(scope, run_id, "mobileApp", records[:1], errors=0, filtered=0, meta_keys_dropped=0)
-        session.rollback()
-    stored = conn.execute("SELECT count(*) FROM inventory_items WHERE external_id LIKE 'r%%'").fetchone()
-    assert stored == (3,)
+        for refused in (records[:1], []):
+            with pytest.raises(LookupError):
+                write_page(scope, run_id, "mobileApp", refused, errors=0, filtered=0, meta_keys_dropped=0)
+            session.rollback()
+        # Two pages in one transaction: the statement takes its page out of the staging table, so the
+        # second page does not write the first one again (ON COMMIT would only clear it at commit).
+        fresh = [normalize_item(REGISTRY["deviceConfiguration"], item(f"n{i}")) for i in range(2)]
+        for one in fresh:
+            assert write_page(
+                scope, run_id, "deviceConfiguration", [one], errors=0, filtered=0, meta_keys_dropped=0
+            ) == UpsertCounts(1, 1, 0)
+            assert session.execute("SELECT count(*) FROM pg_temp.inventory_stage").fetchone() == (0,)
+        session.commit()
+    stored = conn.execute(
+        "SELECT count(*) FROM inventory_items WHERE external_id LIKE 'r%%' OR external_id LIKE 'n%%'"
+    ).fetchone()
+    assert stored == (5,)
 
 
 def test_integrity_facts_are_aggregated_by_the_server(db: Database, conn, tenant: str) -> None:

@@ -169,8 +169,8 @@ class GraphClient:
         self._in_flight = threading.BoundedSemaphore(settings.global_concurrency)
         self._guard = threading.Lock()
         # Per tenant: monotonic time before which no request may start. A 429 is about the tenant's
-        # budget, not one request: when one thread is told to slow down, all of that tenant's threads
-        # wait, instead of each spending its own 429s finding out.
+        # budget, not one request: when one thread is told how long to wait (Retry-After), all of that
+        # tenant's threads wait, instead of each spending its own 429s finding out.
         self._not_before: dict[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -303,6 +303,7 @@ class GraphClient:
             self._wait_for_tenant(tenant_id)
             token = self._tokens.token(tenant_id)
             retry_after: float | None = None
+            borrowed: float | None = None  # no Retry-After, but the tenant is held: wait for that
             attempt_cap: int | None = None
             tenant_wide = False  # a throttling answer: the whole tenant waits, not just this request
             reserved, state.reserved = state.reserved, False
@@ -342,23 +343,30 @@ class GraphClient:
                     if retry_after is None:
                         # Another request of this tenant was told when its budget frees: that beats
                         # a guess (Intune leaves Retry-After off some 429s of the same burst).
-                        retry_after = self._hold_remaining(tenant_id) or None
+                        borrowed = self._hold_remaining(tenant_id) or None
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status in SHORT_RETRY_STATUSES:
                     attempt_cap = SERVER_ERROR_ATTEMPTS
-            delay = next_delay(self._policy, attempt, waited, retry_after, self._rand(), attempt_cap)
+            rand = self._rand()
+            delay = None
+            if borrowed is not None:  # a hold that does not fit the budget is no reason to give up
+                delay = next_delay(self._policy, attempt, waited, borrowed, rand, attempt_cap)
+            if delay is None:
+                borrowed = None
+                delay = next_delay(self._policy, attempt, waited, retry_after, rand, attempt_cap)
             if delay is None:
                 raise error.with_message(
                     f"{error.message}; {self._give_up_reason(attempt, attempt_cap, waited, retry_after)}"
                 ) from None
             log.info(
                 "tenant %s: %s [%s]; retry %d in %.2fs%s", tenant_id, safe_url(url), error.code, attempt,
-                delay, " (Retry-After)" if retry_after is not None else "",
+                delay,
+                " (Retry-After)" if retry_after is not None else " (the tenant's hold)" if borrowed else "",
             )
             stats.add(retries=1, wait_s=delay)
             waited += delay
-            if tenant_wide and retry_after is not None:
+            if tenant_wide and (retry_after is not None or borrowed is not None):
                 # The service said when the tenant's budget frees: every request of the tenant waits
                 # that long (the loop's _wait_for_tenant does the waiting) and this one goes first.
                 # The limit stays: the hold is the pacing, and a tenant that resumed at a halved limit

@@ -1,15 +1,16 @@
 """Per-tenant request concurrency that adapts to throttling (additive increase, multiplicative decrease).
 
 A tenant's Graph budget (Intune: 1,000 requests per 20 s per app) is shared by every request we send it.
-Once Graph answers 429, keeping four requests in flight only buys more 429s, each paying a backoff: the
-limit halves on every throttled answer and grows back by about one per round of successful ones, up to
-the configured per-tenant concurrency. Together with the tenant-wide Retry-After hold in client.py this
-paces a throttled tenant close to the rate Graph allows.
+When Graph answers 429 without saying for how long, keeping four requests in flight only buys more 429s,
+each paying a backoff: client.py halves the limit on such an answer, and it grows back by about one per
+round of successful requests, up to the configured per-tenant concurrency. A 429 with Retry-After holds
+the whole tenant instead (client.py) and leaves the limit alone. Together they pace a throttled tenant
+close to the rate Graph allows.
 
-Throttled requests go first: a request that was refused reserves the next free slot before it starts
-waiting out its backoff, and new requests of the tenant queue behind it. Without that, the others'
-traffic could take every slot the budget frees, and the same request would be refused attempt after
-attempt until it gave up.
+Throttled requests go first: a request that was refused reserves the next free slot (client.py takes the
+reservation before a Retry-After hold, after its own backoff otherwise), and new requests of the tenant
+queue behind it. Without that, the others' traffic could take every slot the budget frees, and the same
+request would be refused attempt after attempt until it gave up.
 """
 
 from __future__ import annotations

@@ -4,13 +4,16 @@ An explicit `ssl.SSLContext` is handed to every connection we make, so environme
 silently replace trust in other libraries (`REQUESTS_CA_BUNDLE` wins over `session.verify` in requests,
 which MSAL uses by default) cannot undo it. A configured CA bundle is ADDED to the usual trust, never
 substituted for it: a corporate TLS-inspecting proxy CA and Microsoft's public chain must both keep
-working. The usual trust is the system store; certifi's Mozilla bundle (an httpx dependency) stands in
-only where the system store is empty (slim images without ca-certificates). Loading both would parse the
-same ~150 roots twice, which costs every run process ~20 ms for nothing.
+working. The usual trust is the system store, and certifi's Mozilla bundle (an httpx dependency) is
+added where that store cannot be relied on for the public roots: when it is empty (slim images without
+ca-certificates), or when SSL_CERT_FILE / SSL_CERT_DIR replace it (often with just a proxy's CA, while
+Microsoft's endpoints are exempt from inspection). In the common case, a populated system store and no
+override, certifi is skipped: it would re-parse the same ~150 roots, ~20 ms per run process.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -19,9 +22,11 @@ from .errors import GraphError
 
 
 def build_ssl_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
-    """A verifying client context: system trust (else certifi) + the optional extra bundle."""
+    """A verifying client context: system trust (+ certifi where needed) + the optional extra bundle."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if not context.cert_store_stats()["x509_ca"]:
+    paths = ssl.get_default_verify_paths()
+    overridden = any(os.environ.get(var) for var in (paths.openssl_cafile_env, paths.openssl_capath_env))
+    if overridden or not context.cert_store_stats()["x509_ca"]:
         _add_certifi(context)
     if ca_bundle is not None:
         try:

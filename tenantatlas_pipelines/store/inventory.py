@@ -39,7 +39,7 @@ INSERT INTO inventory_items AS i (tenant_id, policy_type, external_id, display_n
                                   first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id)
 SELECT DISTINCT ON (policy_type, external_id)
        %(tenant_id)s, policy_type, external_id, display_name, meta_jsonb, now(), now(), now(), %(run_id)s
-FROM pg_temp.inventory_stage
+FROM staged
 ORDER BY policy_type, external_id
 ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE
 SET prev_seen_sync_run_id = i.last_seen_sync_run_id,
@@ -60,8 +60,12 @@ RETURNING (xmax = 0) AS inserted,
 
 # One page, one statement: the upsert, its counts, and the ledger's page counts (sync_runs.py), so the
 # engine pays one round trip per page for all three and the counts never travel to Python row by row.
+# The page is taken out of the staging table by the same statement (DELETE ... RETURNING), so whatever
+# a caller does with its transaction, a staged row is upserted and counted exactly once.
 _PAGE = (
-    f"WITH up AS ({_UPSERT}),\n"
+    "WITH staged AS (DELETE FROM pg_temp.inventory_stage\n"
+    "                RETURNING policy_type, external_id, display_name, meta_jsonb),\n"
+    f"up AS ({_UPSERT}),\n"
     """page AS (SELECT count(*) FILTER (WHERE NOT repeated)::int AS observed,
                      count(*) FILTER (WHERE inserted)::int AS new,
                      count(*) FILTER (WHERE changed AND NOT inserted AND NOT repeated)::int AS changed
@@ -171,7 +175,7 @@ class IntegrityFacts:
 
 
 def integrity_facts(scope: TenantScope, policy_types: Sequence[str], examples: int = 20) -> IntegrityFacts:
-    """Item count, duplicate identities (ids compared case-insensitively: Graph ids are GUIDs) and the
+    """Item count, duplicate identities (ids compared with PostgreSQL lower(): Graph ids are GUIDs) and the
     stored metadata keys per type, for the tenant's items of `policy_types`."""
     conn, params = scope.conn, {"tenant_id": scope.tenant_id, "types": list(policy_types)}
     (items,) = conn.execute(

@@ -198,15 +198,19 @@ def add_page_counts(
     filtered: int,
     meta_keys_dropped: int,
 ) -> None:
-    """Add one page's counts inside the caller's (page) transaction (a page without stored items)."""
+    """Add one page's counts inside the caller's (page) transaction (a page without stored items).
+
+    Raises LookupError when the run has no row for the policy type: a page must not go uncounted."""
     params = page_counts_params(
         scope, run_id, policy_type, errors=errors, filtered=filtered, meta_keys_dropped=meta_keys_dropped
     )
-    scope.conn.execute(
+    counted = scope.conn.execute(
         "WITH page (observed, new, changed) AS (VALUES (%(observed)s::int, %(new)s::int, %(changed)s::int))"
         + PAGE_COUNTS_UPDATE,
         {**params, "observed": observed, "new": new, "changed": changed},
-    )
+    ).fetchone()
+    if counted is None:
+        raise LookupError(f"sync run {run_id} has no policy-type row for {policy_type!r}")
 
 
 def finish_type(
