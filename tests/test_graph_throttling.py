@@ -275,3 +275,32 @@ def test_a_hold_longer_than_the_budget_does_not_make_a_header_less_429_give_up()
     client = _client(handler, retry_budget_s=0.3)
     assert sum(len(p.items) for p in client.iter_pages("t", "deviceConfiguration")) == 1, "no give-up"
     assert seen[1] - seen[0] >= 0.45, "it still waited for the tenant's hold"
+
+
+def test_a_retry_that_fails_before_it_is_sent_hands_its_reservation_back() -> None:
+    """A throttled request reserves its tenant's next slot; if its retry fails before taking the slot,
+    the reservation must go back, or every later request of the tenant would wait behind it forever."""
+    calls = {"build": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if calls["build"] == 1:
+            return graph_error(429, "TooManyRequests", "slow down", **{"Retry-After": "0.05"})
+        return page([{"id": "x"}])
+
+    client = _client(handler)
+    original = client._http.build_request
+
+    def build_request(method: str, url: str, **kwargs: object) -> httpx.Request:
+        calls["build"] += 1
+        if calls["build"] == 2:  # the throttled request's retry
+            raise RuntimeError("failed before it was sent")
+        return original(method, url, **kwargs)
+
+    client._http.build_request = build_request  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        list(client.iter_pages("tenant-a", "deviceConfiguration"))
+    assert client._limit("tenant-a").reserved == 0
+    later = threading.Thread(target=lambda: list(client.iter_pages("tenant-a", "mobileApp")), daemon=True)
+    later.start()
+    later.join(5)
+    assert not later.is_alive(), "a later read of the tenant does not wait on a lost reservation"

@@ -252,7 +252,7 @@ class GraphClient:
             return limit
 
     def _send(
-        self, tenant_id: str, url: str, token: str, stats: RequestStats, reserved: bool = False
+        self, tenant_id: str, url: str, token: str, stats: RequestStats, state: _Attempts
     ) -> tuple[list[Any], str | None] | httpx.Response:
         """One GET: a 2xx answer is decoded while its body streams in and returned as
         `(items, next_link)`; any other answer is returned as a response with its (small) body read.
@@ -260,27 +260,31 @@ class GraphClient:
         The body is read inside the tenant's semaphore (a request counts until its last byte), and the
         response is always closed: one whose body was not read to the end drops its connection.
         Transport errors while the body streams propagate like those of the request itself; the
-        items decoded so far are discarded with the exception (a page is all or nothing).
+        items decoded so far are discarded with the exception (a page is all or nothing). A reservation
+        in `state` is spent when the slot is taken, not before: anything failing earlier leaves it to
+        _get_page to hand back, so a tenant's queue can never wait on a reservation nobody holds.
         """
         headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
         request = self._http.build_request("GET", url, headers=headers)
-        with self._limit(tenant_id).slot(reserved), self._in_flight:
-            stats.add(requests=1)
-            response = self._http.send(request, stream=True)
-            try:
-                if 200 <= response.status_code < 300:
-                    try:
-                        return decode_page(response.iter_bytes(), url)
-                    except httpx.DecodingError as exc:  # e.g. a corrupt gzip body: a defect, not transport
-                        raise GraphError(
-                            ErrorCode.GRAPH_INVALID_RESPONSE,
-                            f"GET {safe_url(url)} returned a body that cannot be decoded "
-                            f"({type(exc).__name__})",
-                        ) from None
-                response.read()
-                return response
-            finally:
-                response.close()
+        with self._limit(tenant_id).slot(state.reserved):
+            state.reserved = False
+            with self._in_flight:
+                stats.add(requests=1)
+                response = self._http.send(request, stream=True)
+                try:
+                    if 200 <= response.status_code < 300:
+                        try:
+                            return decode_page(response.iter_bytes(), url)
+                        except httpx.DecodingError as exc:  # a corrupt gzip body: a defect, not transport
+                            raise GraphError(
+                                ErrorCode.GRAPH_INVALID_RESPONSE,
+                                f"GET {safe_url(url)} returned a body that cannot be decoded "
+                                f"({type(exc).__name__})",
+                            ) from None
+                    response.read()
+                    return response
+                finally:
+                    response.close()
 
     def _get_page(self, tenant_id: str, url: str, stats: RequestStats) -> tuple[list[Any], str | None]:
         """One page, retrying 429/5xx/transport failures per the retry policy."""
@@ -306,9 +310,8 @@ class GraphClient:
             borrowed: float | None = None  # no Retry-After, but the tenant is held: wait for that
             attempt_cap: int | None = None
             tenant_wide = False  # a throttling answer: the whole tenant waits, not just this request
-            reserved, state.reserved = state.reserved, False
             try:
-                answer = self._send(tenant_id, url, token, stats, reserved=reserved)
+                answer = self._send(tenant_id, url, token, stats, state)
             except httpx.TimeoutException as exc:
                 error = GraphError(
                     ErrorCode.GRAPH_TIMEOUT,
