@@ -32,6 +32,8 @@ class FaultKind(StrEnum):
     NEXTLINK_LOOP = "nextlink_loop"    # nextLink points at the same page forever (Autopilot bug)
     DROP_ONE = "drop_one"              # the listing omits one live object (the first, or `external_id`)
     EMPTY_PAGES = "empty_pages"        # an empty page with a nextLink between real pages
+    HUGE_NUMBER = "huge_number"        # an integer literal of HUGE_NUMBER_DIGITS digits under an extra key
+    DEEP_NESTING = "deep_nesting"      # DEEP_NESTING_LEVELS nested arrays under an extra key
     # Entra
     TOKEN_DOWN = "token_down"          # token endpoint 503 (or connection reset with reset=True)
     # any endpoint
@@ -43,7 +45,31 @@ GRAPH_ERROR_KINDS = frozenset({FaultKind.FORBIDDEN, FaultKind.STATUS, FaultKind.
 #: Faults that damage a page that would otherwise be served (each matching one applies).
 PAGE_KINDS = frozenset({FaultKind.TRUNCATED_PAGE, FaultKind.MALFORMED_PAGE, FaultKind.NON_OBJECT_ITEM,
                         FaultKind.ITEM_WITHOUT_ID, FaultKind.NEXTLINK_LOOP, FaultKind.DROP_ONE,
-                        FaultKind.EMPTY_PAGES})
+                        FaultKind.EMPTY_PAGES, FaultKind.HUGE_NUMBER, FaultKind.DEEP_NESTING})
+#: The hostile shapes: past Python's int-to-str limit (4,300 digits), which crashed the C JSON decoder,
+#: and deep enough that the decoder's quadratic memory would take about a gigabyte.
+HUGE_NUMBER_DIGITS = 5_000
+DEEP_NESTING_LEVELS = 20_000
+_HOSTILE_KEY = "@hostile.value"
+_HOSTILE_MARK = b'"@hostile.mark"'
+
+
+def add_hostile_value(body: dict[str, Any], kinds: set[FaultKind]) -> None:
+    """Reserve the place of a hostile value in a page body (an annotation the client ignores);
+    `hostile_bytes` fills it in after the body was serialised (no JSON encoder writes these)."""
+    if kinds & {FaultKind.HUGE_NUMBER, FaultKind.DEEP_NESTING}:
+        body[_HOSTILE_KEY] = _HOSTILE_MARK[1:-1].decode()
+
+
+def hostile_bytes(raw: bytes, kinds: set[FaultKind]) -> bytes:
+    """The serialised page with its hostile value written in."""
+    if FaultKind.HUGE_NUMBER in kinds:
+        value = b"9" * HUGE_NUMBER_DIGITS
+    elif FaultKind.DEEP_NESTING in kinds:
+        value = b"[" * DEEP_NESTING_LEVELS + b"]" * DEEP_NESTING_LEVELS
+    else:
+        return raw
+    return raw.replace(_HOSTILE_MARK, value, 1)
 
 
 @dataclass(frozen=True)

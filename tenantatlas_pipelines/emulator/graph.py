@@ -22,7 +22,7 @@ from ..policy_types import REGISTRY, PolicyType
 from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id, utc_now
 from .data import GdapCustomer
 from .entra import verify_token
-from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind
+from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind, add_hostile_value, hostile_bytes
 
 VERSIONS = ("beta", "v1.0")
 #: Collections whose page size is fixed by the service whatever $top says.
@@ -246,7 +246,8 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
     elif next_slot is not None:
         body["@odata.nextLink"] = _next_link(state, request, pairs, style, next_slot,
                                              empty=FaultKind.EMPTY_PAGES in kinds)
-    raw = json_bytes(body)
+    add_hostile_value(body, kinds)
+    raw = hostile_bytes(json_bytes(body), kinds)
     if FaultKind.TRUNCATED_PAGE in kinds:
         raw = raw[: max(1, len(raw) // 2)]
     applied = ",".join(sorted(str(k) for k in kinds)) or None
@@ -283,7 +284,8 @@ def _customers(state: EmulatorState, request: Request, spec_customers: tuple[Gda
         body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start)
     elif start + size < len(spec_customers):
         body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start + size)
-    raw = json_bytes(body)
+    add_hostile_value(body, kinds)
+    raw = hostile_bytes(json_bytes(body), kinds)
     if FaultKind.TRUNCATED_PAGE in kinds:
         raw = raw[: max(1, len(raw) // 2)]
     log["items"] = len(chunk)

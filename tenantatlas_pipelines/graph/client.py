@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, TenantAtlasError
 from ..policy_types import get_policy_type
 from .auth import USER_AGENT, TokenProvider
 from .errors import (
@@ -224,19 +224,36 @@ class GraphClient:
         yield from self._iter_url(tenant_id, f"{self.settings.graph_url}/{api_version}/{path}", stats)
 
     def _iter_url(self, tenant_id: str, first: str, stats: RequestStats | None) -> Iterator[Page]:
-        """The paging loop shared by iter_pages and iter_collection, from a collection's first URL."""
+        """The paging loop shared by iter_pages and iter_collection, from a collection's first URL.
+
+        Every failure of the read itself is a TenantAtlasError with a code, so it fails this one
+        collection (its policy type), never the caller's whole run: the known ones are GraphErrors
+        raised where they are detected (paging.py); anything else (a defect) is logged with its
+        traceback and reported as INTERNAL_ERROR of the read. Exceptions of the consumer between two
+        pages are not this generator's and are not caught here.
+        """
         stats = stats if stats is not None else RequestStats()
         url: str | None = first
         guard = LoopGuard()
         number = 0
         while url is not None:
-            items, next_link = self._get_page(tenant_id, url, stats)
-            number += 1
-            guard.check_page(url, items)
-            stats.add(pages=1)
-            if next_link is not None:
-                check_next_link(next_link, self.settings.graph_url, url)
-                guard.check_next(url, next_link)
+            try:
+                items, next_link = self._get_page(tenant_id, url, stats)
+                number += 1
+                guard.check_page(url, items)
+                stats.add(pages=1)
+                if next_link is not None:
+                    check_next_link(next_link, self.settings.graph_url, url)
+                    guard.check_next(url, next_link)
+            except TenantAtlasError:
+                raise
+            except Exception as exc:
+                log.exception("reading GET %s failed unexpectedly", safe_url(url))
+                raise GraphError(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"reading GET {safe_url(url)} failed unexpectedly ({type(exc).__name__}); the "
+                    "collection was not read completely",
+                ) from None
             page = Page(items=items, url=url, number=number)
             del items  # hold no page while the next one is fetched: memory stays one page deep
             yield page

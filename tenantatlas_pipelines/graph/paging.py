@@ -6,13 +6,16 @@ raises instead of being skipped: a partial read must never look like a complete 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import httpx
 import ijson
 
 from ..errors import ErrorCode
@@ -25,6 +28,13 @@ NEXT_LINK = "@odata.nextLink"
 # is decoded. Each blob is then freed as soon as its object is built, and a page of 1,000 apps costs a
 # few MB instead of tens. Must stay above every length limit in normalize.py (a test checks).
 MAX_STRING_CHARS = 2048
+# The shape limits a page must keep before any byte of it reaches the C decoder (_ShapeLimits). yajl2_c
+# crashes the process (SIGSEGV) on an integer literal longer than Python's int-to-str limit (4,300
+# digits), and its memory grows with the square of the nesting depth (40,000 nested arrays, an 80 KB
+# body, cost 3.9 GB). Graph's list payloads nest about ten levels and send int64 numbers at most, so
+# both limits are far above anything real and far below what hurts.
+MAX_NESTING_DEPTH = 128
+MAX_NUMBER_CHARS = 512
 # Empty pages with a nextLink are legal; an endless run of them is a loop that changes its skiptoken.
 MAX_CONSECUTIVE_EMPTY_PAGES = 100
 
@@ -56,9 +66,11 @@ def decode_page(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | Non
     is kept, and numbers come out as json.loads gives them (int, or float).
 
     A body that is not JSON (e.g. truncated), not an object, without a `value` list, or with a
-    nextLink that is not a string is rejected: its items cannot be trusted to be the whole page. An
-    exception raised by the chunk iterator (a transport error) propagates unchanged, and nothing of
-    the page is returned.
+    nextLink that is not a string is rejected: its items cannot be trusted to be the whole page. So is
+    a body nesting deeper than MAX_NESTING_DEPTH or holding a number literal longer than
+    MAX_NUMBER_CHARS: those are refused before the decoder sees them (it crashes or runs out of
+    memory on them), so a hostile page fails its read, never the process. An exception raised by the
+    chunk iterator (a transport error) propagates unchanged, and nothing of the page is returned.
     """
     reader = _ChunkReader(chunks, url)
     lists: list[list[Any]] = []
@@ -155,6 +167,7 @@ class _ChunkReader:
         self._url = url
         self._head: bytes | None = b""  # leading bytes while the first significant one is unknown
         self._bom_checked = False
+        self._limits = _ShapeLimits()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -165,6 +178,9 @@ class _ChunkReader:
             if self._head is not None:
                 chunk = self._sniff(chunk)
             if chunk:
+                why = self._limits.feed(chunk)
+                if why is not None:
+                    raise _invalid(self._url, f"{why}; refused before decoding")
                 return chunk
         return b""
 
@@ -188,18 +204,89 @@ class _ChunkReader:
         return head
 
 
+_ESCAPE_PAIR = re.compile(rb"\\.", re.DOTALL)
+_LONG_NUMBER = re.compile(rb"[-+.0-9eE]{%d}" % (MAX_NUMBER_CHARS + 1))
+_NUMBER_TAIL = re.compile(rb"[-+.0-9eE]*\Z")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = [0] * 256
+for _b in b"[{":
+    _DEPTH_STEP[_b] = 1
+for _b in b"]}":
+    _DEPTH_STEP[_b] = -1
+
+
+class _ShapeLimits:
+    """Nesting depth and number-literal length of a JSON body fed chunk by chunk, checked with a few
+    C-speed bytes operations per chunk (no per-byte Python loop; a page of 1,000 items costs a few ms).
+
+    Only bytes outside strings count: escape pairs are removed first (an escaped quote ends no
+    string), then the quotes split the chunk into string and non-string parts; the state carried
+    between chunks is whether a string is open, the depth, a backslash cut off by the chunk boundary,
+    and the digits of a number that may continue in the next chunk. It judges shape only: whether
+    the bytes are JSON at all is left to the decoder.
+    """
+
+    __slots__ = ("_carry", "_in_string", "_tail", "depth")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self._in_string = False
+        self._carry = b""  # a trailing backslash whose escaped byte is in the next chunk
+        self._tail = b""  # number characters at the very end of the previous chunk (outside strings)
+
+    def feed(self, chunk: bytes) -> str | None:
+        """None when the body so far keeps the limits, else what it breaks."""
+        data = self._carry + chunk
+        if b"\\" in data:
+            data = _ESCAPE_PAIR.sub(b"", data)
+        self._carry = b""
+        if data.endswith(b"\\"):
+            self._carry, data = b"\\", data[:-1]
+        parts = data.split(b'"')
+        started_inside = self._in_string
+        outside = parts[1::2] if started_inside else parts[0::2]
+        if len(parts) % 2 == 0:  # an odd number of quotes: the string state flips
+            self._in_string = not self._in_string
+        if not started_inside and outside:
+            outside[0] = self._tail + outside[0]
+        text = b'"'.join(outside)  # a quote ends any number, so joining on it merges none
+        if _LONG_NUMBER.search(text):
+            return f"a number literal longer than {MAX_NUMBER_CHARS} characters"
+        self._tail = b"" if self._in_string else _NUMBER_TAIL.search(text).group()  # type: ignore[union-attr]
+        brackets = text.translate(None, _NOT_BRACKETS)
+        if brackets:
+            depths = list(accumulate(map(_DEPTH_STEP.__getitem__, brackets), initial=self.depth))
+            self.depth = depths[-1]
+            if max(depths) > MAX_NESTING_DEPTH:
+                return f"JSON nested deeper than {MAX_NESTING_DEPTH} levels"
+        return None
+
+
 def check_next_link(next_link: str, graph_url: str, current_url: str) -> None:
-    """Refuse nextLinks that leave Graph's origin: we would send the tenant's bearer token there."""
-    link, base = urlsplit(next_link), urlsplit(graph_url)
+    """Refuse nextLinks that leave Graph's origin (we would send the tenant's bearer token there) or
+    that are no URL the HTTP client can request (`https://[...`, control characters): either fails
+    the collection's read with GRAPH_INVALID_RESPONSE instead of escaping as a ValueError."""
+    try:
+        httpx.URL(next_link)
+        link = urlsplit(next_link)
+    except (ValueError, httpx.InvalidURL):  # httpx.InvalidURL is no ValueError
+        raise _invalid(current_url, f"a {NEXT_LINK} that is not a valid URL; not followed") from None
+    base = urlsplit(graph_url)
     if (link.scheme, link.netloc.lower()) != (base.scheme, base.netloc.lower()):
         raise _invalid(
             current_url, f"a {NEXT_LINK} to another origin ({link.scheme}://{link.hostname}); not followed"
         )
 
 
-def _page_ids(items: Sequence[Any]) -> tuple[Any, ...] | None:
-    ids = tuple(item.get("id") if isinstance(item, dict) else None for item in items)
+def _page_ids(items: Sequence[Any]) -> tuple[str | int | None, ...] | None:
+    """The page's ids that can be an object's id (a string or an integer, as normalize.py accepts);
+    anything else counts as no id, so comparing two pages never recurses into nested values."""
+    ids = tuple(_scalar_id(item.get("id")) if isinstance(item, dict) else None for item in items)
     return ids if any(i is not None for i in ids) else None
+
+
+def _scalar_id(value: Any) -> str | int | None:
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 @dataclass
