@@ -2,7 +2,12 @@
 
 List payloads carry secrets (OMA-URI values, pre-shared keys) and large blobs (app icons), so nothing
 leaves this module that the type's whitelist does not name. Normalisation never raises for bad data: a
-bad item becomes a counted `ItemRejected`, an odd value a dropped key.
+bad item becomes a counted `ItemRejected`, an odd value (of any type: a year-1 timestamp whose offset
+leaves the calendar, an integer too long to print) a dropped, counted key.
+
+Ids are Graph object ids (GUIDs, case-insensitive): they are stored with ASCII letters lower-cased
+(`fold_id`), so the same object listed as "ABC" and "abc" is one row, and the duplicate check
+(defs/invariants.py, store.inventory.integrity_facts) folds case the same way.
 """
 
 from __future__ import annotations
@@ -45,10 +50,24 @@ class ItemRejected:
 
 @dataclass(frozen=True)
 class ItemFiltered:
-    """An item Graph lists that is not the tenant's own configuration (client-side filter)."""
+    """An item Graph lists that is not the tenant's own configuration (client-side filter). Its id is
+    kept: the object still exists, so a stored row of it counts as seen (never as missing)."""
+
+    external_id: str
 
 
 Normalized = InventoryRecord | ItemRejected | ItemFiltered
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold_id(external_id: str) -> str:
+    """The stored form of a Graph object id: ASCII letters lower-cased, nothing else touched.
+
+    ASCII only, so Python and PostgreSQL agree exactly (`lower(x COLLATE "C")` folds the same letters
+    whatever the database's locale); GUIDs and Graph's compound ids are ASCII."""
+    return external_id.translate(_ASCII_LOWER)
 
 
 def storable(value: str) -> str:
@@ -78,18 +97,22 @@ def _timestamp(value: Any) -> str | None:
     text = _FRACTION.sub(r"\1", storable(value.strip()))
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # OverflowError: "0001-01-01T00:00:00+01:00" (or year 9999 west of UTC) leaves the calendar.
+        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _scalar_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
-        text = storable(str(value))
+        try:
+            text = storable(str(value))
+        except ValueError:  # an int past Python's int-to-str limit (4,300 digits)
+            return None
         return text if len(text) <= MAX_TEXT_CHARS else None
     return None
 
@@ -117,19 +140,36 @@ def normalize_value(field: MetaField, value: Any) -> Any:
 
 
 def normalize_item(policy_type: PolicyType, item: Any) -> Normalized:
-    """Turn one raw Graph item into a record, a rejection or a filtered marker."""
-    if not isinstance(item, Mapping):
-        return ItemRejected(ErrorCode.ITEM_INVALID, f"item is a {type(item).__name__}, not a JSON object")
+    """Turn one raw Graph item into a record, a rejection or a filtered marker; never raises."""
+    try:
+        return _normalize(policy_type, item)
+    except Exception as exc:  # a defect, not bad data: the item is counted, its page and run go on
+        return ItemRejected(ErrorCode.ITEM_INVALID, f"item could not be normalised ({type(exc).__name__})")
+
+
+def _item_id(item: Mapping[str, Any]) -> str | ItemRejected:
     raw_id = item.get("id")
     if isinstance(raw_id, int) and not isinstance(raw_id, bool):
-        raw_id = str(raw_id)
+        try:
+            raw_id = str(raw_id)
+        except ValueError:  # past Python's int-to-str limit: far longer than any id
+            return ItemRejected(ErrorCode.ITEM_INVALID, f"item id longer than {MAX_ID_CHARS} characters")
     if not isinstance(raw_id, str) or not storable(raw_id).strip():
         return ItemRejected(ErrorCode.ITEM_WITHOUT_ID, "item has no usable 'id'")
-    external_id = storable(raw_id).strip()
+    external_id = fold_id(storable(raw_id).strip())
     if len(external_id) > MAX_ID_CHARS:
         return ItemRejected(ErrorCode.ITEM_INVALID, f"item id longer than {MAX_ID_CHARS} characters")
+    return external_id
+
+
+def _normalize(policy_type: PolicyType, item: Any) -> Normalized:
+    if not isinstance(item, Mapping):
+        return ItemRejected(ErrorCode.ITEM_INVALID, f"item is a {type(item).__name__}, not a JSON object")
+    external_id = _item_id(item)
+    if isinstance(external_id, ItemRejected):
+        return external_id
     if policy_type.keep is not None and not policy_type.keep(item):
-        return ItemFiltered()
+        return ItemFiltered(external_id)
 
     name = item.get(policy_type.name_field)
     display_name = clean_text(name, MAX_NAME_CHARS) if isinstance(name, str) else None
@@ -137,10 +177,13 @@ def normalize_item(policy_type: PolicyType, item: Any) -> Normalized:
     meta: dict[str, Any] = {}
     rejected_values = 0
     for field in policy_type.whitelist:
-        raw = _lookup(item, field.source)
+        try:
+            raw = _lookup(item, field.source)
+            value = None if raw is None else normalize_value(field, raw)
+        except Exception:  # whatever the value, it costs its own field only (counted below)
+            raw, value = True, None
         if raw is None:
             continue
-        value = normalize_value(field, raw)
         if value is None:
             rejected_values += 1
         else:

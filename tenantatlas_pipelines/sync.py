@@ -344,7 +344,8 @@ def _store_page(
     scope: TenantScope, run_id: int, policy_type: str, normalized: list[Any], item_codes: set[str]
 ) -> None:
     records: list[InventoryRecord] = []
-    errors = filtered = dropped = 0
+    filtered_ids: list[str] = []
+    errors = dropped = 0
     for n in normalized:
         if isinstance(n, InventoryRecord):
             records.append(n)
@@ -353,8 +354,9 @@ def _store_page(
             errors += 1
             item_codes.add(str(n.code))
         elif isinstance(n, ItemFiltered):
-            filtered += 1
+            filtered_ids.append(n.external_id)
     write_page(
-        scope, run_id, policy_type, records, errors=errors, filtered=filtered, meta_keys_dropped=dropped
+        scope, run_id, policy_type, records, errors=errors, filtered=len(filtered_ids),
+        meta_keys_dropped=dropped, filtered_ids=filtered_ids,
     )
     scope.conn.commit()  # the page and its counts become visible together

@@ -251,7 +251,11 @@ def _child_main(argv: list[str]) -> int:
         except TenantAtlasError as exc:
             print(json.dumps({"error_code": str(exc.code), "message": exc.message}), flush=True)
             return 3
-    print(json.dumps(result.as_dict(), default=str), flush=True)
+    import resource
+
+    # The child's peak memory, for tests that bound it (KiB on Linux).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({**result.as_dict(), "max_rss_kib": peak}, default=str), flush=True)
     return 0
 
 

@@ -33,12 +33,15 @@ from tenantatlas_pipelines.sync import SyncResult, run_sync
 from tests.fault_helpers import (
     RewritingTransport,
     Row,
+    child_result,
     expected_ids,
+    graph_env,
     graph_settings,
     inventory,
     register,
     run_types,
     runs,
+    spawn_sync,
 )
 from tests.support import TENANT_A, MemoryGraph, item
 
@@ -424,3 +427,164 @@ def test_engine_refuses_bad_tenant_input_before_any_request_or_ledger_row(
         assert sel_info.value.code == ErrorCode.UNKNOWN_SELECTION
     assert runs(conn, contoso.tenant_id) == []
     assert emulator.request_log == [], "nothing reached Entra or Graph"
+
+
+# --- issue 10: hostile page shapes, odd nextLinks, bad values, filtered and case-twin objects ----------
+# A sync process that read only clean pages peaks near 100 MB; before the shape limits, the deep_nesting
+# page alone took the decoder about a gigabyte, and huge_number killed the process with SIGSEGV.
+PEAK_RSS_LIMIT_KIB = 400 * 1024
+
+
+@pytest.mark.parametrize("fault", ["huge_number", "deep_nesting"])
+def test_a_hostile_page_shape_fails_its_type_in_a_real_process_that_survives_in_bounded_memory(
+    db: Database,
+    conn: psycopg.Connection,
+    emulator: Emulator,
+    contoso: TenantSpec,
+    clean: dict[tuple[str, str], Row],
+    fault: str,
+) -> None:
+    tid = contoso.tenant_id
+    emulator.inject(Fault(fault, tenant_id=tid, policy_type=DC))
+    proc = spawn_sync(db.url, graph_env(emulator), "contoso", "hostile")
+    try:
+        outcome = child_result(proc, timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, f"the sync process died (exit {proc.returncode})"
+    assert outcome["status"] == "partial" and outcome["error_codes"] == ["graph_invalid_response"]
+    types = run_types(conn, outcome["sync_run_id"])
+    assert types[DC]["status"] == "failed" and types[DC]["error_code"] == "graph_invalid_response"
+    assert "refused before decoding" in types[DC]["error_message"]
+    assert {k for k, t in types.items() if t["status"] == "succeeded"} == set(TYPES) - {DC}
+    assert outcome["max_rss_kib"] < PEAK_RSS_LIMIT_KIB, f"peak RSS {outcome['max_rss_kib'] // 1024} MiB"
+    after = inventory(conn, tid)
+    assert_nothing_lost(clean, after)
+    assert set(after) == set(clean)
+
+
+class NextLinkTransport(RewritingTransport):
+    """Real TLS to the emulator; every 200 page of one collection gets `next_link` as its nextLink."""
+
+    def __init__(self, ca_path: Any, path_part: str, next_link: str) -> None:
+        super().__init__(ca_path, {})
+        self._path_part, self._next_link = path_part, next_link
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if self._path_part not in request.url.path or response.status_code != 200:
+            return response
+        body = json.loads(response.content)
+        body["@odata.nextLink"] = self._next_link
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
+        return httpx.Response(200, headers=headers, content=json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "next_link",
+    [
+        "https://[graph.microsoft.com/beta/deviceManagement/deviceConfigurations?$skiptoken=x",
+        "{graph}/beta/deviceManagement/deviceConfigurations?$skiptoken=a\x01b",
+        "{graph}/beta/deviceManagement/deviceConfigurations?$skiptoken=a\x7fb",
+    ],
+    ids=["bracket-host", "control-char", "del-char"],
+)
+def test_a_nextlink_that_is_no_url_fails_its_type_not_the_run(
+    db: Database,
+    conn: psycopg.Connection,
+    emulator: Emulator,
+    contoso: TenantSpec,
+    clean: dict[tuple[str, str], Row],
+    next_link: str,
+) -> None:
+    link = next_link.replace("{graph}", emulator.graph_url)
+    transport = NextLinkTransport(emulator.ca_path, "/deviceConfigurations", link)
+    try:
+        result = sync(db, emulator, transport)
+    finally:
+        transport.close()
+    assert (result.status, result.error_codes) == ("partial", ("graph_invalid_response",)), result
+    types = run_types(conn, result.sync_run_id)
+    assert types[DC]["status"] == "failed" and "not a valid URL" in types[DC]["error_message"]
+    assert {k for k, t in types.items() if t["status"] == "succeeded"} == set(TYPES) - {DC}
+    assert "\x01" not in types[DC]["error_message"] and "\x7f" not in types[DC]["error_message"]
+    assert_nothing_lost(clean, inventory(conn, contoso.tenant_id))
+
+
+def test_a_timestamp_that_leaves_the_calendar_costs_its_field_not_its_page(
+    db: Database,
+    conn: psycopg.Connection,
+    emulator: Emulator,
+    contoso: TenantSpec,
+    clean: dict[tuple[str, str], Row],
+) -> None:
+    tid = contoso.tenant_id
+    emulator.add_object(tid, DC, {"id": "hostile-year-one", "displayName": "year one",
+                                  "createdDateTime": "0001-01-01T00:00:00+01:00",
+                                  "lastModifiedDateTime": "9999-12-31T23:59:59-01:00", "version": 3})
+    emulator.add_object(tid, DC, {"id": "innocent-neighbour", "displayName": "same page"})
+
+    result = sync(db, emulator)
+
+    assert (result.status, result.had_errors) == ("succeeded", False), result
+    after = inventory(conn, tid)
+    assert_nothing_lost(clean, after)
+    odd = after[(DC, "hostile-year-one")]
+    assert odd.meta == {"version": "3"} and odd.display_name == "year one"
+    assert (DC, "innocent-neighbour") in after
+    assert run_types(conn, result.sync_run_id)[DC]["meta_keys_dropped"] >= 2  # the two timestamps
+
+
+STORE_APP_ID = "0b8f6a3e-5c1d-4e2f-9a7b-6c5d4e3f2a1b"
+
+
+def test_an_object_that_becomes_filtered_is_seen_never_missing_with_high_confidence(
+    db: Database, conn: psycopg.Connection, emulator: Emulator, contoso: TenantSpec
+) -> None:
+    tid = contoso.tenant_id
+    add_selection(conn, "apps", ["mobileApp"])
+    app = {"id": STORE_APP_ID, "displayName": "Store app", "@odata.type": "#microsoft.graph.winGetApp",
+           "appAvailability": "global", "isAssigned": True}
+    emulator.add_object(tid, "mobileApp", app)
+    with GraphClient(graph_settings(emulator)) as graph:
+        first = run_sync(db, graph, "contoso", "apps")
+        assert (first.status, first.had_errors) == ("succeeded", False)
+        assert ("mobileApp", STORE_APP_ID) in inventory(conn, tid)
+        emulator.remove_object(tid, "mobileApp", STORE_APP_ID)
+        emulator.add_object(tid, "mobileApp", {**app, "isAssigned": False})  # unassigned: now filtered
+        second = run_sync(db, graph, "contoso", "apps")
+    assert (second.status, second.had_errors) == ("succeeded", False)
+    assert second.filtered == first.filtered + 1
+    row = inventory(conn, tid)[("mobileApp", STORE_APP_ID)]
+    assert row.last_seen_sync_run_id == second.sync_run_id, "a filtered observation is an observation"
+    missing = missing_items(tenant_scope(conn, tid), second.selection_hash)
+    assert STORE_APP_ID not in {i.external_id for i in missing.items}
+    assert missing.high == 0
+
+
+UPPER_ID = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
+
+
+def test_ids_differing_only_in_case_are_one_object_never_a_missing_twin(
+    db: Database,
+    conn: psycopg.Connection,
+    emulator: Emulator,
+    contoso: TenantSpec,
+    clean: dict[tuple[str, str], Row],
+) -> None:
+    tid = contoso.tenant_id
+    emulator.add_object(tid, DC, {"id": UPPER_ID, "displayName": "listed in upper case"})
+    first = sync(db, emulator)
+    emulator.remove_object(tid, DC, UPPER_ID)
+    emulator.add_object(tid, DC, {"id": UPPER_ID.lower(), "displayName": "listed in lower case"})
+    second = sync(db, emulator)
+
+    assert (first.status, second.status, second.had_errors) == ("succeeded", "succeeded", False)
+    after = inventory(conn, tid)
+    twins = {k: r for k, r in after.items() if k[1].lower() == UPPER_ID.lower()}
+    assert list(twins) == [(DC, UPPER_ID.lower())], "one object, one row, stored lower-case"
+    assert twins[(DC, UPPER_ID.lower())].display_name == "listed in lower case"
+    missing = missing_items(tenant_scope(conn, tid), second.selection_hash)
+    assert missing.items == [], [(i.external_id, i.confidence) for i in missing.items]

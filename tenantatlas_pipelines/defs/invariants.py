@@ -13,14 +13,16 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from ..normalize import fold_id
 from ..policy_types import REGISTRY
 
 RESERVED_WORD = "deleted"
 
 
 def duplicate_identities(identities: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Identities (policy_type, external_id, case-folded) seen more than once, sorted."""
-    counts = Counter((policy_type, external_id.casefold()) for policy_type, external_id in identities)
+    """Identities (policy_type, external_id folded as normalize.fold_id stores it) seen more than once,
+    sorted. The same fold as the store's check (store.inventory.integrity_facts), so both agree."""
+    counts = Counter((policy_type, fold_id(external_id)) for policy_type, external_id in identities)
     return sorted(identity for identity, n in counts.items() if n > 1)
 
 

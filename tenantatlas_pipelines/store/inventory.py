@@ -74,6 +74,18 @@ _PAGE = (
 )
 
 
+# A filtered observation (normalize.ItemFiltered: e.g. a store app that got unassigned) of an object
+# already stored: the object still exists, so it counts as seen for "missing" (sql missing_items_for
+# compares last_seen_at), never as gone. Its name and metadata keep the last unfiltered observation;
+# no row is inserted for an object that was never kept.
+_TOUCH_FILTERED = """
+UPDATE inventory_items
+SET last_seen_at = now(), last_seen_sync_run_id = %(run_id)s
+WHERE tenant_id = %(tenant_id)s AND policy_type = %(policy_type)s AND external_id = ANY(%(ids)s)
+  AND last_seen_at <= now()
+"""
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     observed: int
@@ -90,10 +102,18 @@ def write_page(
     errors: int,
     filtered: int,
     meta_keys_dropped: int,
+    filtered_ids: Sequence[str] = (),
 ) -> UpsertCounts:
     """Upsert one page of records and add the page's counts to the run's policy-type row, inside the
     caller's (page) transaction. Duplicates (in the page or the run) are stored and counted once; a page
-    without records only adds its counts."""
+    without records only adds its counts. `filtered_ids` (the page's filtered items) mark stored rows
+    of those objects as seen by this run (_TOUCH_FILTERED)."""
+    if filtered_ids:
+        scope.conn.execute(
+            _TOUCH_FILTERED,
+            {"run_id": run_id, "tenant_id": scope.tenant_id, "policy_type": policy_type,
+             "ids": list(filtered_ids)},
+        )
     if not records:
         sync_runs.add_page_counts(scope, run_id, policy_type, observed=0, new=0, changed=0, errors=errors,
                                   filtered=filtered, meta_keys_dropped=meta_keys_dropped)
@@ -169,14 +189,15 @@ class IntegrityFacts:
     only the aggregates travel)."""
 
     items: int
-    duplicates: int  # identities (policy_type, id compared case-insensitively) stored more than once
-    duplicate_examples: list[tuple[str, str]]  # the first of them, sorted: (policy_type, lower-cased id)
+    duplicates: int  # identities (policy_type, id with ASCII case folded) stored more than once
+    duplicate_examples: list[tuple[str, str]]  # the first of them, sorted: (policy_type, folded id)
     meta_keys: dict[str, list[str]]  # per policy type, the distinct metadata keys stored
 
 
 def integrity_facts(scope: TenantScope, policy_types: Sequence[str], examples: int = 20) -> IntegrityFacts:
-    """Item count, duplicate identities (ids compared with PostgreSQL lower(): Graph ids are GUIDs) and the
-    stored metadata keys per type, for the tenant's items of `policy_types`."""
+    """Item count, duplicate identities and the stored metadata keys per type, for the tenant's items of
+    `policy_types`. Ids are compared as normalize.fold_id stores them (ASCII letters lower-cased:
+    `lower()` under the "C" collation folds exactly those, whatever the database's locale)."""
     conn, params = scope.conn, {"tenant_id": scope.tenant_id, "types": list(policy_types)}
     (items,) = conn.execute(
         """SELECT count(*) FROM inventory_items
@@ -184,7 +205,7 @@ def integrity_facts(scope: TenantScope, policy_types: Sequence[str], examples: i
         params,
     ).fetchone() or (0,)
     dupes = conn.execute(
-        """SELECT policy_type, lower(external_id), count(*) OVER () FROM inventory_items
+        """SELECT policy_type, lower(external_id COLLATE "C"), count(*) OVER () FROM inventory_items
            WHERE tenant_id = %(tenant_id)s AND policy_type = ANY(%(types)s)
            GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2 LIMIT %(examples)s""",
         {**params, "examples": examples},
