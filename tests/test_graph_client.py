@@ -7,6 +7,7 @@ covered by test_graph_e2e.py against the emulator.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -585,3 +586,48 @@ def test_client_is_a_context_manager() -> None:
         assert read_all(client)[0].items == []
     with pytest.raises(RuntimeError):
         read_all(client)
+
+
+# -- issue 10: every failure inside one collection's paging is that collection's, with a code -----------
+def nested(depth: int) -> Any:
+    """`depth` nested lists, built without recursion (deeper than the interpreter could compare)."""
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_loop_guard_never_recurses_into_identical_deeply_nested_ids() -> None:
+    guard = LoopGuard()
+    guard.check_page("u1", [{"id": nested(50_000)}])
+    guard.check_page("u2", [{"id": nested(50_000)}])  # was RecursionError: not ids, not a loop by itself
+    guard.check_page("u3", [{"id": "a"}, {"id": nested(3)}])
+    with pytest.raises(GraphError, match="graph_paging_loop"):  # scalar ids still compare
+        guard.check_page("u4", [{"id": "a"}, {"id": nested(4)}])
+
+
+@pytest.mark.parametrize(
+    "link",
+    [f"https://[{GRAPH[8:]}/beta/x?$skiptoken=a", f"{GRAPH}/beta/x?$skiptoken=a\x01b",
+     f"{GRAPH}/beta/x?$skiptoken=a\x7fb", f"{GRAPH}/beta/x?$skip\ttoken=a"],
+    ids=["bracket", "control", "del", "tab"],
+)
+def test_a_next_link_that_is_no_url_is_an_invalid_response(link: str) -> None:
+    handler, seen = scripted(page([{"id": "1"}], link))
+    client, _, _ = make_client(handler)
+    with pytest.raises(GraphError) as info:
+        read_all(client)
+    assert info.value.code == ErrorCode.GRAPH_INVALID_RESPONSE and "not a valid URL" in info.value.message
+    assert len(seen) == 1, "the link is never requested"
+    assert not any(c in info.value.message for c in "\x01\x7f\t")
+
+
+def test_an_unexpected_failure_inside_paging_is_the_collections_internal_error() -> None:
+    handler, _ = scripted(page([{"id": "1"}], f"{GRAPH}/beta/x?$skiptoken=2"), RuntimeError("a defect"))
+    client, _, _ = make_client(handler)
+    pages = client.iter_pages("tenant-a", "endpointSecurityIntent")
+    assert [p.items for p in itertools.islice(pages, 1)] == [[{"id": "1"}]]
+    with pytest.raises(GraphError) as info:
+        next(pages)
+    assert info.value.code == ErrorCode.INTERNAL_ERROR and "RuntimeError" in info.value.message
+    assert "a defect" not in info.value.message  # the type is said, the text of a defect may hold anything

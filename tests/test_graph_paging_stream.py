@@ -26,7 +26,14 @@ from hypothesis import strategies as st
 from tenantatlas_pipelines import normalize
 from tenantatlas_pipelines.errors import ErrorCode
 from tenantatlas_pipelines.graph.errors import GraphError
-from tenantatlas_pipelines.graph.paging import MAX_STRING_CHARS, NEXT_LINK, decode_page, parse_page
+from tenantatlas_pipelines.graph.paging import (
+    MAX_NESTING_DEPTH,
+    MAX_NUMBER_CHARS,
+    MAX_STRING_CHARS,
+    NEXT_LINK,
+    decode_page,
+    parse_page,
+)
 
 URL = "https://graph.test/beta/deviceAppManagement/mobileApps?$skiptoken=s3cr3t"
 NEXT = "https://graph.test/beta/deviceAppManagement/mobileApps?$skiptoken=next"
@@ -312,3 +319,54 @@ def test_memory_stays_far_below_the_body() -> None:
     assert items[-1]["largeIcon"]["value"] == icon[:MAX_STRING_CHARS]
     assert body_size > 20_000_000
     assert peak < 4_000_000, f"decoder peak {peak:,} bytes for a {body_size:,}-byte body"
+
+
+# -- issue 10: the shapes the C decoder cannot take are refused before it sees them ---------------------
+def deep(depth: int, opener: str = "[") -> bytes:
+    closer = {"[": "]", "{": "}"}[opener]
+    inner = opener + '"k": ' if opener == "{" else opener
+    return (inner * depth + "1" + closer * depth).encode()
+
+
+def page_with(value: bytes) -> bytes:
+    return b'{"value": [{"id": "a", "x": ' + value + b'}], "@odata.nextLink": null}'
+
+
+def test_nesting_to_the_limit_decodes_and_one_level_more_is_refused_at_any_split() -> None:
+    # The page itself is two levels (page object, value list) and the item one more.
+    for opener in "[{":
+        ok = page_with(deep(MAX_NESTING_DEPTH - 3, opener))
+        too_deep = page_with(deep(MAX_NESTING_DEPTH - 2, opener))
+        assert decode_page([ok], URL) == reference_page(ok)
+        for i in range(0, len(too_deep) + 1, 7):
+            error = invalid([too_deep[:i], too_deep[i:]])
+            assert f"nested deeper than {MAX_NESTING_DEPTH} levels" in error.message
+
+
+def test_a_number_literal_past_the_limit_is_refused_at_any_split_and_never_reaches_the_decoder() -> None:
+    for number in (b"9" * (MAX_NUMBER_CHARS + 1), b"-" + b"1" * 5000, b"1." + b"0" * 600 + b"e5",
+                   b"1" * 100_000):
+        body = page_with(number)
+        for i in range(0, len(body) + 1, max(1, len(body) // 50)):
+            assert "number literal longer than" in invalid([body[:i], body[i:]]).message
+        assert "number literal" in invalid(one_byte_chunks(body)).message
+    fits = page_with(b"9" * MAX_NUMBER_CHARS)
+    assert decode_page(one_byte_chunks(fits), URL) == reference_page(fits)
+
+
+tricky_text = st.text(alphabet='[]{}"\\0123456789eE.-: ,', max_size=MAX_STRING_CHARS)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(tricky_text, max_size=4), depth=st.integers(0, MAX_NESTING_DEPTH - 3),
+       number_chars=st.integers(1, MAX_NUMBER_CHARS), data=st.data())
+def test_brackets_digits_quotes_and_escapes_inside_strings_never_count(
+    texts: list[str], depth: int, number_chars: int, data: st.DataObject
+) -> None:
+    """Strings full of brackets, digit runs, escaped quotes and backslashes, split anywhere (an escape
+    pair cut in two included), next to nesting and a number exactly within the limits: the page
+    decodes as json.loads reads it."""
+    value = {"texts": texts, "deep": json.loads(deep(depth)), "n": int("7" * number_chars)}
+    body = json.dumps({"value": [value, "]]]]\\\"[[[" + "1" * 1000]}).encode()
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=12), label="split points")
+    assert decode_page(split(body, cuts), URL) == reference_page(body)

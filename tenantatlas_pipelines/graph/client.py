@@ -232,6 +232,8 @@ class GraphClient:
         traceback and reported as INTERNAL_ERROR of the read. Exceptions of the consumer between two
         pages are not this generator's and are not caught here.
         """
+        if self._http.is_closed:  # a caller's mistake, not a failure of the read: stays loud
+            raise RuntimeError("the GraphClient is closed")
         stats = stats if stats is not None else RequestStats()
         url: str | None = first
         guard = LoopGuard()
