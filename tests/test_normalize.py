@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tenantatlas_pipelines.errors import ErrorCode
@@ -14,6 +14,7 @@ from tenantatlas_pipelines.normalize import (
     InventoryRecord,
     ItemFiltered,
     ItemRejected,
+    fold_id,
     normalize_item,
 )
 from tenantatlas_pipelines.policy_types import REGISTRY
@@ -160,3 +161,116 @@ def test_lone_surrogates_become_replacement_characters() -> None:
     assert rec.meta == {"version": "v\ufffd", "scope_tag_ids": ["\ufffd"]}
     for text in (rec.external_id, rec.display_name, json.dumps(rec.meta, ensure_ascii=False)):
         text.encode("utf-8")  # would raise on a lone surrogate
+
+
+# --- issue 10: no value of any type fails an item; ids are stored in one case -------------------------
+@pytest.mark.parametrize(
+    "stamp",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00.1234567+14:00"],
+)
+def test_a_timestamp_that_leaves_the_calendar_is_a_dropped_counted_field(stamp: str) -> None:
+    rec = normalize_item(REGISTRY["deviceConfiguration"],
+                         {"id": "a", "displayName": "n", "createdDateTime": stamp, "version": 1})
+    assert isinstance(rec, InventoryRecord)
+    assert rec.meta == {"version": "1"} and rec.meta_keys_dropped == 1
+
+
+def test_an_integer_too_long_to_print_costs_its_field_or_is_a_counted_rejection() -> None:
+    huge = 10**5000  # str() refuses it (Python's 4,300-digit limit)
+    rec = normalize_item(REGISTRY["deviceConfiguration"],
+                         {"id": "a", "version": huge, "roleScopeTagIds": [huge]})
+    assert isinstance(rec, InventoryRecord) and rec.meta == {} and rec.meta_keys_dropped == 2
+    rejected = normalize_item(REGISTRY["deviceConfiguration"], {"id": huge})
+    assert isinstance(rejected, ItemRejected) and rejected.code == ErrorCode.ITEM_INVALID
+
+
+def test_graph_ids_are_stored_with_ascii_letters_lower_cased() -> None:
+    dc = REGISTRY["deviceConfiguration"]
+    rec = normalize_item(dc, {"id": " A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D_DefaultWindows10 "})
+    assert isinstance(rec, InventoryRecord)
+    assert rec.external_id == "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d_defaultwindows10"
+    odd = normalize_item(dc, {"id": "ÄÖ-İ-ß-X"})  # only ASCII folds: the same as PostgreSQL's "C" lower()
+    assert isinstance(odd, InventoryRecord) and odd.external_id == "ÄÖ-İ-ß-x"
+    assert fold_id("ABC-xyz-09") == "abc-xyz-09"
+    filtered = normalize_item(REGISTRY["mobileApp"],
+                              {"id": "APP-1", "appAvailability": "global", "isAssigned": False})
+    assert filtered == ItemFiltered("app-1"), "a filtered item keeps its (folded) id: it was seen"
+
+
+# Any JSON value, plus the ones json.loads can produce that strict JSON cannot (NaN, huge integers),
+# strings with NUL and lone surrogates, and timestamps at and past the calendar's ends.
+any_text = st.text(st.characters(exclude_categories=()), max_size=40)
+# Past Python's 4,300-digit int-to-str limit (built lazily: hypothesis cannot print such a constant).
+huge_ints = st.integers(1, 9).map(lambda d: d * 10**5000)
+edge_stamps = st.sampled_from([
+    "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.9999999-14:00",
+    "9999-12-31T23:59:59+00:00", "2024-02-30T00:00:00Z", "2024-01-01T00:00:00.123456789Z", "2024-01-01",
+    "24:00", "", " 2024-01-01T00:00:00Z ", "2024-01-01T00:00:00+99:00",
+])
+stamps = edge_stamps | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | huge_ints | st.floats() | any_text | stamps,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4),
+    max_leaves=12,
+)
+any_id = st.one_of(any_text, st.uuids().map(lambda u: str(u).upper()), st.integers(), huge_ints, any_json)
+
+
+def _source_keys(policy_type: Any) -> list[str]:
+    return sorted(policy_type.source_keys)
+
+
+@st.composite
+def raw_items(draw: st.DrawFn) -> tuple[str, Any]:
+    key = draw(st.sampled_from(sorted(REGISTRY)))
+    policy_type = REGISTRY[key]
+    item: dict[str, Any] = draw(st.dictionaries(any_text, any_json, max_size=3))
+    for source in draw(st.lists(st.sampled_from(_source_keys(policy_type)), max_size=8, unique=True)):
+        item[source] = draw(any_json | stamps)
+    for field in policy_type.whitelist:  # nested sources (templateReference/templateId) too
+        if len(field.source) > 1 and draw(st.booleans()):
+            item[field.source[0]] = {field.source[1]: draw(any_json)}
+    if draw(st.booleans()):
+        item["id"] = draw(any_id)
+    return key, draw(st.sampled_from([item, item, item, draw(any_json)]))
+
+
+def test_normalise_any_json_never_raises_and_postgresql_stores_what_it_returns(conn: Any) -> None:
+    from tenantatlas_pipelines.store.inventory import write_page
+    from tenantatlas_pipelines.store.scope import tenant_scope
+    from tenantatlas_pipelines.store.selections import add_selection, get_selection
+    from tenantatlas_pipelines.store.sync_runs import start_run
+    from tenantatlas_pipelines.store.tenants import add_tenant
+    from tests.support import TENANT_A
+
+    add_tenant(conn, TENANT_A, "contoso", "Contoso")
+    add_selection(conn, "every-type", sorted(REGISTRY))
+    scope = tenant_scope(conn, TENANT_A)
+    run_id = start_run(scope, get_selection(conn, "every-type"), dagster_run_id=None, worker="test")
+    conn.commit()
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(raw_items())
+    def check(drawn: tuple[str, Any]) -> None:
+        key, raw = drawn
+        policy_type = REGISTRY[key]
+        result = normalize_item(policy_type, raw)  # must not raise, whatever `raw` holds
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"].strip(" \x00") \
+                and len(raw["id"]) < 300 and (policy_type.keep is None or policy_type.keep(raw)):
+            assert isinstance(result, InventoryRecord), (result, raw)  # bad values never cost the item
+        if not isinstance(result, InventoryRecord):
+            return
+        assert set(result.meta) <= {f.key for f in policy_type.whitelist}
+        assert result.external_id == fold_id(result.external_id)
+        write_page(scope, run_id, key, [result], errors=0, filtered=0,
+                   meta_keys_dropped=result.meta_keys_dropped)
+        conn.commit()
+        stored = conn.execute(
+            """SELECT display_name, meta_jsonb FROM inventory_items
+               WHERE tenant_id = %s AND policy_type = %s AND external_id = %s""",
+            (TENANT_A, key, result.external_id),
+        ).fetchone()
+        conn.commit()
+        assert stored == (result.display_name, result.meta), "what PostgreSQL holds is what normalize gave"
+
+    check()

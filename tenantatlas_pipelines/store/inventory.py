@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
-from ..normalize import InventoryRecord
+from ..normalize import InventoryRecord, fold_id
 from . import sync_runs
 from .scope import TenantScope
 
@@ -112,7 +112,7 @@ def write_page(
         scope.conn.execute(
             _TOUCH_FILTERED,
             {"run_id": run_id, "tenant_id": scope.tenant_id, "policy_type": policy_type,
-             "ids": list(filtered_ids)},
+             "ids": [fold_id(i) for i in filtered_ids]},
         )
     if not records:
         sync_runs.add_page_counts(scope, run_id, policy_type, observed=0, new=0, changed=0, errors=errors,
@@ -147,7 +147,8 @@ def _staged_cursor(
             "COPY pg_temp.inventory_stage (policy_type, external_id, display_name, meta_jsonb) FROM STDIN"
         ) as copy:
             for r in records:
-                copy.write_row((policy_type, r.external_id, r.display_name, json.dumps(r.meta)))
+                # fold_id: whoever built the record, an id is stored in one case (normalize does the same)
+                copy.write_row((policy_type, fold_id(r.external_id), r.display_name, json.dumps(r.meta)))
         yield cur
 
 
