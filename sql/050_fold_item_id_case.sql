@@ -26,8 +26,8 @@ WITH affected AS (
 )
 SELECT DISTINCT ON (tenant_id, policy_type, folded)
        tenant_id, policy_type, folded AS external_id, display_name, meta_jsonb,
-       merged_first_seen_at AS first_seen_at, last_seen_at, greatest(last_changed_at, merged_first_seen_at)
-       AS last_changed_at, last_seen_sync_run_id, prev_seen_sync_run_id
+       merged_first_seen_at AS first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id,
+       prev_seen_sync_run_id
 FROM twins
 ORDER BY tenant_id, policy_type, folded, last_seen_at DESC, (external_id = folded) DESC,
          last_seen_sync_run_id DESC;

@@ -14,6 +14,7 @@ from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
 from tenantatlas_pipelines.store import sync_runs
 from tenantatlas_pipelines.store.inventory import list_items
+from tenantatlas_pipelines.store.missing import missing_items
 from tenantatlas_pipelines.store.scope import tenant_scope
 from tenantatlas_pipelines.store.selections import add_selection
 from tenantatlas_pipelines.store.tenants import add_tenant
@@ -237,3 +238,65 @@ def test_integrity_facts_are_aggregated_by_the_server(db: Database, conn, tenant
     assert "password" not in planted.meta_keys.get("mobileApp", [])
     # Scoped to the types asked for.
     assert integrity_facts(tenant_scope(conn, tenant), ["mobileApp"]).items == 1
+
+
+# --- issue 10: one id fold for normaliser, store and checks; filtered objects are seen ----------------
+def _plant(conn: psycopg.Connection, tenant: str, run_id: int, *ids: str) -> None:
+    """Rows as a writer that bypasses the normaliser (or an older release) would leave them."""
+    for external_id in ids:
+        conn.execute(
+            """INSERT INTO inventory_items (tenant_id, policy_type, external_id, display_name, meta_jsonb,
+                   first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id)
+               VALUES (%s, 'deviceConfiguration', %s, %s, '{}', now(), now(), now(), %s)""",
+            (tenant, external_id, external_id, run_id),
+        )
+    conn.commit()
+
+
+def test_the_duplicate_check_and_the_store_fold_ids_the_same_way(db: Database, conn, tenant: str) -> None:
+    from tenantatlas_pipelines.defs.invariants import duplicate_identities
+    from tenantatlas_pipelines.store.inventory import integrity_facts
+
+    run = run_sync(db, MemoryGraph({"deviceConfiguration": [[item("seed")]]}), "contoso", "dc")
+    # ASCII twins are duplicates; non-ASCII case pairs are not folded by either side (Graph ids are
+    # ASCII, and only an ASCII fold is the same in Python and in PostgreSQL under any locale).
+    ids = ["ABC-1", "abc-1", "Straße", "STRASSE", "strasse", "ǅ-x", "ǆ-X", "İd", "id"]
+    _plant(conn, tenant, run.sync_run_id, *ids)
+    facts = integrity_facts(tenant_scope(conn, tenant), ["deviceConfiguration"])
+    python = duplicate_identities([("deviceConfiguration", i) for i in [*ids, "seed"]])
+    assert facts.duplicate_examples == python == [("deviceConfiguration", "abc-1"),
+                                                  ("deviceConfiguration", "strasse")]
+    assert facts.duplicates == len(python)
+
+
+def test_records_are_written_in_folded_case_whoever_built_them(db: Database, conn, tenant: str) -> None:
+    from tenantatlas_pipelines.normalize import InventoryRecord
+    from tenantatlas_pipelines.store.inventory import write_page
+
+    run = run_sync(db, MemoryGraph({"deviceConfiguration": [[item("seed")]]}), "contoso", "dc")
+    scope = tenant_scope(conn, tenant)
+    for external_id in ("MIXED-Case-1", "mixed-case-1"):
+        write_page(scope, run.sync_run_id, "deviceConfiguration", [InventoryRecord(external_id, "n", {}, 0)],
+                   errors=0, filtered=0, meta_keys_dropped=0)
+        conn.commit()
+    assert [r[1] for r in _rows(conn)] == ["mixed-case-1", "seed"]
+
+
+def test_a_filtered_observation_marks_a_stored_row_seen_and_never_inserts(
+    db: Database, conn, tenant: str
+) -> None:
+    app = {"id": "app-1", "displayName": "Store app", "appAvailability": "global", "isAssigned": True}
+    first = run_sync(db, MemoryGraph({"deviceConfiguration": [[item("dc-1")]], "mobileApp": [[app]]}),
+                     "contoso", "dc-apps")
+    unassigned = {**app, "id": "APP-1", "isAssigned": False}
+    never_kept = {"id": "app-2", "appAvailability": "global", "isAssigned": False}
+    second = run_sync(
+        db, MemoryGraph({"deviceConfiguration": [[item("dc-1")]], "mobileApp": [[unassigned, never_kept]]}),
+        "contoso", "dc-apps",
+    )
+    assert (second.status, second.had_errors, second.filtered) == ("succeeded", False, 2)
+    rows = {r[1]: r for r in _rows(conn)}
+    assert set(rows) == {"dc-1", "app-1"}, "a filtered object never becomes a row"
+    assert rows["app-1"][5] == second.sync_run_id and rows["app-1"][2] == "Store app"
+    scope = tenant_scope(conn, tenant)
+    assert missing_items(scope, first.selection_hash).items == []

@@ -51,3 +51,49 @@ def test_up_to_date_check_notices_missing_seeds(db: Database) -> None:
         assert conn.execute("SELECT count(*) FROM selections WHERE name = 'apps'").fetchone() == (1,)
         path = conn.execute("SELECT collection_path FROM policy_types WHERE key = 'mobileApp'").fetchone()
         assert path == ("deviceAppManagement/mobileApps",)
+
+
+def test_050_merges_ids_that_differ_only_in_case_into_one_folded_row(db: Database) -> None:
+    """Rows an older release stored twice (ids differing only in case) become one row under the folded
+    id, keeping the earliest first_seen_at and the newest observation; a second run changes nothing."""
+    from tenantatlas_pipelines.store.tenants import add_tenant
+
+    tenant = "11111111-1111-4111-8111-111111111111"
+    merge = (PROJECT_ROOT / "sql" / "050_fold_item_id_case.sql").read_text()
+    with db.connect() as conn:
+        add_tenant(conn, tenant, "contoso", "Contoso")
+        run_ids = [
+            conn.execute(
+                """INSERT INTO inventory_sync_runs (tenant_id, selection_hash, selection_payload)
+                   VALUES (%s, 'h', '{}') RETURNING id""",
+                (tenant,),
+            ).fetchone()[0]  # type: ignore[index]
+            for _ in range(2)
+        ]
+        rows = [  # (type, id, name, first seen, last seen, run): Graph listed the GUID in two cases
+            ("deviceConfiguration", "AB-1", "old upper", "2025-01-01", "2025-01-05", run_ids[0]),
+            ("deviceConfiguration", "ab-1", "new lower", "2025-01-03", "2025-01-09", run_ids[1]),
+            ("deviceConfiguration", "Cd-2", "only mixed", "2025-01-02", "2025-01-04", run_ids[0]),
+            ("mobileApp", "AB-1", "other type", "2025-01-02", "2025-01-04", run_ids[0]),
+            ("mobileApp", "ef-3", "already folded", "2025-01-02", "2025-01-04", run_ids[0]),
+        ]
+        for policy_type, external_id, name, first, last, run_id in rows:
+            conn.execute(
+                """INSERT INTO inventory_items (tenant_id, policy_type, external_id, display_name,
+                       first_seen_at, last_seen_at, last_changed_at, last_seen_sync_run_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+                (tenant, policy_type, external_id, name, first, last, last, run_id),
+            )
+        conn.commit()
+        query = """SELECT policy_type, external_id, display_name, first_seen_at::date::text,
+                          last_seen_at::date::text, last_seen_sync_run_id
+                   FROM inventory_items ORDER BY 1, 2"""
+        for _ in range(2):  # idempotent
+            conn.execute(merge)
+            conn.commit()
+            assert conn.execute(query).fetchall() == [
+                ("deviceConfiguration", "ab-1", "new lower", "2025-01-01", "2025-01-09", run_ids[1]),
+                ("deviceConfiguration", "cd-2", "only mixed", "2025-01-02", "2025-01-04", run_ids[0]),
+                ("mobileApp", "ab-1", "other type", "2025-01-02", "2025-01-04", run_ids[0]),
+                ("mobileApp", "ef-3", "already folded", "2025-01-02", "2025-01-04", run_ids[0]),
+            ]

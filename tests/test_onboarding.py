@@ -522,6 +522,20 @@ def test_read_customers_skips_unusable_items_and_the_partner_itself(
             ErrorCode.GRAPH_INVALID_RESPONSE,
             "",
         ),
+        (  # issue 10: the hostile shapes the C decoder crashed on (huge_number) or took ~1 GB for
+            PARTNER.tenant_id,
+            Fault("huge_number", tenant_id=PARTNER.tenant_id),
+            {},
+            ErrorCode.GRAPH_INVALID_RESPONSE,
+            "number literal longer than",
+        ),
+        (
+            PARTNER.tenant_id,
+            Fault("deep_nesting", tenant_id=PARTNER.tenant_id),
+            {},
+            ErrorCode.GRAPH_INVALID_RESPONSE,
+            "nested deeper than",
+        ),
         (
             PARTNER.tenant_id,
             Fault("status", tenant_id=PARTNER.tenant_id, status=503),
