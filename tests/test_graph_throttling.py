@@ -10,7 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tenantatlas_pipelines.errors import ErrorCode
 from tenantatlas_pipelines.graph.client import GraphClient
+from tenantatlas_pipelines.graph.errors import GraphError
 from tenantatlas_pipelines.graph.limiter import AdaptiveLimit
 from tenantatlas_pipelines.graph.settings import GraphSettings
 from tests.test_graph_client import GRAPH, StubTokens, graph_error, page
@@ -297,8 +299,9 @@ def test_a_retry_that_fails_before_it_is_sent_hands_its_reservation_back() -> No
         return original(method, url, **kwargs)
 
     client._http.build_request = build_request  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(GraphError) as info:  # a defect inside paging fails the read with a code
         list(client.iter_pages("tenant-a", "deviceConfiguration"))
+    assert info.value.code == ErrorCode.INTERNAL_ERROR and "RuntimeError" in info.value.message
     assert client._limit("tenant-a").reserved == 0
     later = threading.Thread(target=lambda: list(client.iter_pages("tenant-a", "mobileApp")), daemon=True)
     later.start()

@@ -50,7 +50,7 @@ def test_second_run_of_the_same_pair_is_skipped_and_does_nothing(db: Database, c
     assert result.status == "skipped" and result.error_codes == ("lock_held",)
     assert result.requests == 0
     ids = {r[0] for r in conn.execute("SELECT external_id FROM inventory_items")}
-    assert ids == {"deviceConfiguration-first"}
+    assert ids == {"deviceconfiguration-first"}  # stored with its id folded (normalize.fold_id)
     # Another selection of the same tenant is a different pair and runs normally.
     other = run_sync(
         db, MemoryGraph({"deviceConfiguration": [[item("x")]], "mobileApp": [[]]}), "contoso", "dc-apps"

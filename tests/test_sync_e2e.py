@@ -14,6 +14,7 @@ from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.emulator import SECRET_PREFIX, Emulator, Fault, TenantSpec, scaled_sizes
 from tenantatlas_pipelines.graph.client import GraphClient
 from tenantatlas_pipelines.graph.settings import GraphSettings
+from tenantatlas_pipelines.normalize import fold_id
 from tenantatlas_pipelines.policy_types import REGISTRY
 from tenantatlas_pipelines.store.inventory import count_items, list_items
 from tenantatlas_pipelines.store.missing import missing_items
@@ -55,7 +56,7 @@ def tenants(conn: psycopg.Connection, emulator: Emulator) -> dict[str, str]:
 
 def expected_ids(emu: Emulator, tenant_id: str, policy_type: str) -> set[str]:
     keep = REGISTRY[policy_type].keep
-    return {o["id"] for o in emu.objects(tenant_id, policy_type) if keep is None or keep(o)}
+    return {fold_id(o["id"]) for o in emu.objects(tenant_id, policy_type) if keep is None or keep(o)}
 
 
 def _missing(conn, tenant_id: str, selection: str):
