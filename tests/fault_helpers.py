@@ -251,10 +251,10 @@ def _child_main(argv: list[str]) -> int:
         except TenantAtlasError as exc:
             print(json.dumps({"error_code": str(exc.code), "message": exc.message}), flush=True)
             return 3
-    import resource
-
-    # The child's peak memory, for tests that bound it (KiB on Linux).
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The child's peak RSS in KiB, for tests that bound it. VmHWM, not ru_maxrss: Linux carries
+    # ru_maxrss across exec, so the child would report its parent's (pytest's) high-water mark.
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps({**result.as_dict(), "max_rss_kib": peak}, default=str), flush=True)
     return 0
 

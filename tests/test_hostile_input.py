@@ -459,6 +459,7 @@ def test_a_hostile_page_shape_fails_its_type_in_a_real_process_that_survives_in_
     assert types[DC]["status"] == "failed" and types[DC]["error_code"] == "graph_invalid_response"
     assert "refused before decoding" in types[DC]["error_message"]
     assert {k for k, t in types.items() if t["status"] == "succeeded"} == set(TYPES) - {DC}
+    print(f"{fault}: peak RSS of the sync process {outcome['max_rss_kib'] // 1024} MiB")
     assert outcome["max_rss_kib"] < PEAK_RSS_LIMIT_KIB, f"peak RSS {outcome['max_rss_kib'] // 1024} MiB"
     after = inventory(conn, tid)
     assert_nothing_lost(clean, after)
