@@ -249,7 +249,7 @@ def test_normalise_any_json_never_raises_and_postgresql_stores_what_it_returns(c
     run_id = start_run(scope, get_selection(conn, "every-type"), dagster_run_id=None, worker="test")
     conn.commit()
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(raw_items())
     def check(drawn: tuple[str, Any]) -> None:
         key, raw = drawn
