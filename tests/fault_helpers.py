@@ -195,6 +195,39 @@ class RewritingTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+# --- run locks -------------------------------------------------------------------------------------------
+def kill_lock_session(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    selection_hash: str,
+    namespace: str = "sync",
+    timeout: float = 30.0,
+) -> int:
+    """pg_terminate_backend on the session holding the pair's run lock (what an idle-session reaper or a
+    failover does to a run); waits until the server has ended it. Returns the session's pid."""
+    from tenantatlas_pipelines.store.locks import lock_key_sql
+
+    row = conn.execute(
+        f"""SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND ((classid::bigint << 32) | objid::bigint) = ({lock_key_sql(namespace)})""",
+        (tenant_id, selection_hash),
+    ).fetchone()
+    conn.commit()
+    assert row is not None, "nobody holds the run lock"
+    pid = int(row[0])
+    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    conn.commit()
+
+    def gone() -> bool:
+        alive = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        conn.commit()
+        return alive == (0,)
+
+    wait_for(gone, "the lock session to end", timeout=timeout)
+    return pid
+
+
 # --- child processes -----------------------------------------------------------------------------------
 def spawn_sync(
     db_url: str,
