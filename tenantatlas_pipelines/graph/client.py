@@ -244,23 +244,33 @@ class GraphClient:
                 number += 1
                 guard.check_page(url, items)
                 stats.add(pages=1)
-                if next_link is not None:
-                    check_next_link(next_link, self.settings.graph_url, url)
-                    guard.check_next(url, next_link)
             except TenantAtlasError:
                 raise
             except Exception as exc:
-                log.exception("reading GET %s failed unexpectedly", safe_url(url))
-                raise GraphError(
-                    ErrorCode.INTERNAL_ERROR,
-                    f"reading GET {safe_url(url)} failed unexpectedly ({type(exc).__name__}); the "
-                    "collection was not read completely",
-                ) from None
+                raise self._unexpected(url, exc) from None
             page = Page(items=items, url=url, number=number)
             del items  # hold no page while the next one is fetched: memory stays one page deep
-            yield page
+            yield page  # a good page is the caller's before its nextLink is judged: nothing is lost
             del page
+            if next_link is not None:
+                try:
+                    check_next_link(next_link, self.settings.graph_url, url)
+                    guard.check_next(url, next_link)
+                except TenantAtlasError:
+                    raise
+                except Exception as exc:
+                    raise self._unexpected(url, exc) from None
             url = next_link
+
+    @staticmethod
+    def _unexpected(url: str, exc: Exception) -> GraphError:
+        """A defect while reading one collection: logged with its traceback, that collection's failure."""
+        log.error("reading GET %s failed unexpectedly", safe_url(url), exc_info=exc)
+        return GraphError(
+            ErrorCode.INTERNAL_ERROR,
+            f"reading GET {safe_url(url)} failed unexpectedly ({type(exc).__name__}); the "
+            "collection was not read completely",
+        )
 
     # -- one request, with retries ----------------------------------------------------------------
     def _limit(self, tenant_id: str) -> AdaptiveLimit:
