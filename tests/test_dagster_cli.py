@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -182,9 +183,8 @@ def test_dev_writes_instance_config_and_starts_dagster_dev(
     cmd, env = launched["cmd"], launched["env"]
     assert cmd[1:4] == ["-m", "dagster", "dev"] and cmd[-2:] == ["--port", "3999"]
     assert env["DAGSTER_HOME"] == str(tmp_path / "dagster")
-    assert env[STORAGE_URL_ENV].startswith("postgresql+psycopg2://") and env[STORAGE_URL_ENV].endswith(
-        "/dagster"
-    )
+    assert env[STORAGE_URL_ENV].startswith("postgresql+psycopg2://")
+    assert urlsplit(env[STORAGE_URL_ENV]).path == "/dagster"
     config = yaml.safe_load((tmp_path / "dagster" / "dagster.yaml").read_text())
     assert config["storage"]["postgres"]["postgres_url"] == {"env": STORAGE_URL_ENV}
     assert config["concurrency"]["runs"]["tag_concurrency_limits"][0]["key"] == "dagster/partition/tenant"
