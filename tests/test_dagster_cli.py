@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from click.testing import CliRunner
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from tenantatlas_pipelines.cli import cli
 from tenantatlas_pipelines.db import Database
@@ -114,6 +114,31 @@ def test_sync_exit_status_follows_the_ledger(configured: Emulator) -> None:
     assert data["status"] == "failed" and "graph_tenant_not_licensed" in data["error_codes"]
     partial = invoke("sync", "--tenant", "tailspin", "--selection", "compliance")
     assert partial.exit_code == 3 and "partial" in partial.stdout
+
+
+def test_pem_in_the_certificate_variable_never_reaches_output_or_event_log(
+    configured: Emulator, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #10 item 2: PEM text where a path belongs fails the run as config_invalid, unquoted."""
+    needle = "Zq8PEMBODYNEEDLE"
+    pem = f"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq{needle}hkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    monkeypatch.delenv("TENANTATLAS_CLIENT_SECRET")
+    monkeypatch.setenv("TENANTATLAS_CLIENT_CERTIFICATE", pem)
+    result = CliRunner().invoke(cli, ["sync", "--tenant", "contoso", "--selection", "apps", "--json"])
+    text = result.stdout + result.stderr
+    assert result.exit_code != 0 and "config_invalid" in text, text
+    assert needle not in text and "BEGIN PRIVATE" not in text
+    home = Path(os.environ["TENANTATLAS_HOME"]) / "dagster"
+    with open_cli_instance(db, home) as instance:
+        records = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.RUN_FAILURE))
+        runs = {r.event_log_entry.run_id for r in records}
+        assert runs, "the sync should have failed its Dagster run"
+        logs = "\n".join(
+            json.dumps(e.to_json() if hasattr(e, "to_json") else str(e), default=str)
+            for run_id in runs
+            for e in instance.all_logs(run_id)
+        )
+    assert "config_invalid" in logs and needle not in logs and "BEGIN PRIVATE" not in logs
 
 
 def test_sync_refuses_unknown_tenant_before_any_run(db: Database) -> None:
