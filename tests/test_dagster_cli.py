@@ -121,7 +121,9 @@ def test_pem_in_the_certificate_variable_never_reaches_output_or_event_log(
 ) -> None:
     """Issue #10 item 2: PEM text where a path belongs fails the run as config_invalid, unquoted."""
     needle = "Zq8PEMBODYNEEDLE"
-    pem = f"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq{needle}hkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    pem = (
+        f"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq{needle}hkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    )
     monkeypatch.delenv("TENANTATLAS_CLIENT_SECRET")
     monkeypatch.setenv("TENANTATLAS_CLIENT_CERTIFICATE", pem)
     result = CliRunner().invoke(cli, ["sync", "--tenant", "contoso", "--selection", "apps", "--json"])
