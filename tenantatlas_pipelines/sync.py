@@ -32,7 +32,7 @@ from .store.inventory import write_page
 from .store.locks import run_lock
 from .store.scope import TenantScope, tenant_scope
 from .store.selections import Selection, get_selection
-from .store.tenants import get_tenant
+from .store.tenants import get_tenant_by_key
 
 if TYPE_CHECKING:
     from .db import Database
@@ -99,7 +99,7 @@ def run_sync(
     log = log or _log
     started = time.monotonic()
     with db.pooled() as conn:
-        tenant = get_tenant(conn, tenant_key)
+        tenant = get_tenant_by_key(conn, tenant_key)  # a partition key: never read as a GUID
         if not tenant.enabled:
             raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {tenant.key!r} is disabled")
         selection = get_selection(conn, selection_name)
