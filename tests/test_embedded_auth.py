@@ -14,6 +14,8 @@ import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -97,6 +99,15 @@ def test_password_file_is_private_and_urls_hold_no_password(db: Database) -> Non
         psycopg.connect(nowhere, connect_timeout=10).close()
 
 
+@pytest.fixture
+def server_tmp() -> Iterator[Path]:
+    """A temporary directory outside pytest's tmp_path: any pytest session on the machine resets
+    pytest-of-<user> to 0700, which would lock the server user (when root) out of a data directory there."""
+    path = Path(tempfile.mkdtemp(prefix="tenantatlas-auth-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _old_trust_data_directory(home: Path) -> Path:
     """What the previous version's ensure_server made: initdb --auth=trust and no password file."""
     pgdata = home / "pgdata"
@@ -113,10 +124,10 @@ def _old_trust_data_directory(home: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_trust_data_directory_is_converted_in_place(tmp_path: Path) -> None:
+def test_a_trust_data_directory_is_converted_in_place(server_tmp: Path) -> None:
     """A home made by an older version (initdb --auth=trust, no pgpass) keeps its data and now needs
     the password."""
-    home = tmp_path / "home"
+    home = server_tmp / "home"
     pgdata = _old_trust_data_directory(home)
     assert not passfile_path(home).exists()
     try:
@@ -139,9 +150,9 @@ def test_a_trust_data_directory_is_converted_in_place(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_running_trust_server_is_converted(tmp_path: Path) -> None:
+def test_a_running_trust_server_is_converted(server_tmp: Path) -> None:
     """The demo's server may be running, started with trust by the old code: converted without a restart."""
-    home = tmp_path / "home"
+    home = server_tmp / "home"
     pgdata = _old_trust_data_directory(home)
     import socket
 
