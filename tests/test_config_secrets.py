@@ -105,3 +105,30 @@ def test_schedule_cron_error_does_not_quote_the_value(monkeypatch: pytest.Monkey
         sync_cron()
     assert info.value.code == ErrorCode.CONFIG_INVALID
     assert NEEDLE not in _message(info.value) and CRON_ENV in info.value.message
+
+
+@pytest.mark.parametrize(
+    "variable", ["TENANTATLAS_MAX_CONCURRENT_RUNS", "TENANTATLAS_RUNS_PER_TENANT"]
+)
+def test_run_queue_limits_do_not_quote_the_value(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenantatlas_pipelines.defs.instance import run_queue_settings
+
+    monkeypatch.setenv(variable, NEEDLE)
+    with pytest.raises(TenantAtlasError) as info:
+        run_queue_settings()
+    assert info.value.code == ErrorCode.CONFIG_INVALID
+    assert NEEDLE not in _message(info.value) and variable in info.value.message
+
+
+def test_gdap_partner_variable_is_not_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import build_sensor_context
+
+    from tenantatlas_pipelines.defs.resources import GraphResource, InventoryDatabase
+    from tenantatlas_pipelines.defs.sensors import GDAP_PARTNER_ENV, gdap_discovery_sensor
+
+    monkeypatch.setenv(GDAP_PARTNER_ENV, NEEDLE)
+    context = build_sensor_context(resources={"inventory_db": InventoryDatabase(), "graph": GraphResource()})
+    with pytest.raises(TenantAtlasError) as info:
+        gdap_discovery_sensor(context)
+    assert info.value.code == ErrorCode.INVALID_TENANT_ID
+    assert NEEDLE not in _message(info.value) and GDAP_PARTNER_ENV in info.value.message
