@@ -124,7 +124,11 @@ def test_pem_in_the_certificate_variable_never_reaches_output_or_event_log(
     pem = (
         f"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq{needle}hkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
     )
-    monkeypatch.delenv("TENANTATLAS_CLIENT_SECRET")
+    # The definitions bind the variables set when they are first imported (resources_from_env): import
+    # them with the usual set-up, so this test's variables never leak into later tests of the process.
+    import tenantatlas_pipelines.definitions  # noqa: F401
+
+    monkeypatch.setenv("TENANTATLAS_CLIENT_SECRET", "")  # set (for a bound EnvVar) but empty: no secret
     monkeypatch.setenv("TENANTATLAS_CLIENT_CERTIFICATE", pem)
     result = CliRunner().invoke(cli, ["sync", "--tenant", "contoso", "--selection", "apps", "--json"])
     text = result.stdout + result.stderr

@@ -111,7 +111,7 @@ def test_dagster_failure_does_not_show_the_password(
     from dagster import instance_for_test
     from dagster._serdes import serialize_value
 
-    from tenantatlas_pipelines.definitions import defs
+    from tenantatlas_pipelines.definitions import defs  # imported (env bound) before the URL changes
 
     monkeypatch.setenv("TENANTATLAS_DATABASE_URL", f"postgresql://app:{SECRET}@127.0.0.1:1/x?password={SECRET}")
     with instance_for_test() as instance:

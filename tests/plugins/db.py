@@ -14,10 +14,12 @@ table before a test, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -56,6 +58,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(_OWNER_ENV, None)
 
 
+@contextmanager
+def _session_lock(name: str) -> Iterator[None]:
+    """An exclusive lock shared by the session's processes (a file in the session's home)."""
+    with open(Path(os.environ[TEST_HOME_ENV]) / name, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _server_url() -> str:
     url = os.environ.get(TEST_DATABASE_URL_ENV, "").strip()
     if url:
@@ -77,10 +90,13 @@ def _drop(server_url: str, name: str) -> None:
 def _test_database(database_server_url: str) -> Iterator[Database]:
     # One database per test process (pid), so parallel sessions on one server never collide.
     name = f"tenantatlas_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-    _drop(database_server_url, name)
-    ensure_database(database_server_url, name)
-    db = Database(with_database(database_server_url, name))
-    db.migrate()
+    # One worker at a time: the first migration on a fresh server creates cluster-wide roles (sql/040),
+    # and the migration lock is per database, so two workers' first migrations would race on them.
+    with _session_lock("migrate.lock"):
+        _drop(database_server_url, name)
+        ensure_database(database_server_url, name)
+        db = Database(with_database(database_server_url, name))
+        db.migrate()
     yield db
     _drop(database_server_url, name)
 
