@@ -1,9 +1,21 @@
-"""Shared set-up for benchmarks: a dedicated database on the configured (or embedded) server."""
+"""Shared set-up for benchmarks: their own temporary instance, and dedicated databases on it.
+
+Benchmarks never touch the user's instance: a checkout that ran `./run demo` keeps its tenants, runs and
+Dagster history in ./.tenantatlas (or TENANTATLAS_HOME / TENANTATLAS_DATABASE_URL), and a benchmark that
+registered its tenants there broke the user's schedule. `isolate()` (every benchmark's first call) gives
+the process and its children a temporary TENANTATLAS_HOME with its own embedded server, stopped and
+deleted at exit. TENANTATLAS_BENCH_DATABASE_URL points them at an external server instead (told
+otherwise); they then work in databases of their own on it.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
+import shutil
+import tempfile
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -17,9 +29,38 @@ from tenantatlas_pipelines.db import (
     with_database,
 )
 
+BENCH_DATABASE_URL_ENV = "TENANTATLAS_BENCH_DATABASE_URL"
+_ISOLATED_ENV = "TENANTATLAS_BENCH_ISOLATED"  # set in an isolated benchmark, inherited by its children
+
+
+def isolate() -> Path:
+    """Point this process and its children at a temporary instance; returns its TENANTATLAS_HOME."""
+    if os.environ.get(_ISOLATED_ENV):
+        return home_dir()
+    home = Path(tempfile.mkdtemp(prefix="tenantatlas-bench-"))
+    os.environ.update({"TENANTATLAS_HOME": str(home), _ISOLATED_ENV: "1"})
+    os.environ.pop("DAGSTER_HOME", None)
+    external = os.environ.get(BENCH_DATABASE_URL_ENV, "").strip()
+    if external:
+        os.environ["TENANTATLAS_DATABASE_URL"] = external
+    else:
+        os.environ.pop("TENANTATLAS_DATABASE_URL", None)
+    atexit.register(_remove, home)
+    return home
+
+
+def _remove(home: Path) -> None:
+    from tenantatlas_pipelines.db.embedded import stop_server
+
+    try:
+        stop_server(home, mode="immediate")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
 
 def bench_database(name: str) -> Database:
-    """A freshly created, migrated database `name` next to the pipeline's own (never the real one)."""
+    """A freshly created, migrated database `name` on the benchmark's own server (never the user's)."""
+    isolate()
     server = database_url_from_env() or embedded_url(home_dir(), "postgres")
     with psycopg.connect(with_database(server, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -76,6 +76,10 @@ def main() -> int:
     from tenantatlas_pipelines.store.selections import seed_default_selections
     from tenantatlas_pipelines.store.tenants import add_tenant
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench._common import isolate
+
+    isolate()  # its own temporary instance: the `empty` tenant and `trivial` runs never reach the user's
     db = Database.from_env()
     with db.connect() as conn:
         seed_default_selections(conn)

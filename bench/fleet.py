@@ -79,7 +79,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import bench_database  # noqa: E402
+from bench._common import bench_database, isolate  # noqa: E402
 from tenantatlas_pipelines.db import Database  # noqa: E402
 from tenantatlas_pipelines.emulator import EmulatorClient, TenantSpec, read_state_file  # noqa: E402
 from tenantatlas_pipelines.emulator.data import DEFAULT_SIZES  # noqa: E402
@@ -656,6 +656,7 @@ def main() -> int:
     parser.add_argument("--missing-tenant-items", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
+    isolate()  # its own temporary instance, never the user's (postmaster_pid reads its server)
     parts = set(args.parts.split(","))
     print(
         f"bench/fleet.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  cpus={os.cpu_count()}  "

@@ -105,16 +105,42 @@ def tenants() -> None:
 @click.option("--tenant-id", required=True, help="The Entra tenant GUID.")
 @click.option("--key", required=True, help="Short key used in partitions and the CLI, e.g. contoso.")
 @click.option("--name", required=True, help="Display name.")
-@click.option("--disabled", is_flag=True, help="Register without scheduling it.")
+@click.option("--disabled", is_flag=True, help="Register a new tenant without scheduling it.")
+@click.option(
+    "--rename-key",
+    is_flag=True,
+    help="Allow a registered tenant's key to change (its Dagster partition moves to the new key).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def tenants_add(tenant_id: str, key: str, name: str, disabled: bool, as_json: bool) -> None:
-    """Register (or update) a tenant."""
-    from .store.tenants import add_tenant
+def tenants_add(tenant_id: str, key: str, name: str, disabled: bool, rename_key: bool, as_json: bool) -> None:
+    """Register a tenant, or update a registered tenant's name.
+
+    Re-adding never enables or disables a tenant (use `tenants enable` / `disable`), and changes its
+    key only with --rename-key; what changed is reported.
+    """
+    from .store.tenants import register_tenant
 
     with _db().connect() as conn:
-        tenant = add_tenant(conn, tenant_id, key, name, enabled=not disabled)
-    click.echo(json.dumps(asdict(tenant)) if as_json else f"tenant {tenant.key} ({tenant.tenant_id}) saved")
+        change = register_tenant(conn, tenant_id, key, name, enabled=not disabled, rename_key=rename_key)
+    tenant = change.tenant
+    notes = []
+    if change.action != "added" and disabled and tenant.enabled:
+        notes.append(f"--disabled only applies when registering; `tenantatlas tenants disable {tenant.key}`")
+    if change.action != "added" and not tenant.enabled:
+        notes.append(f"the tenant stays disabled; `tenantatlas tenants enable {tenant.key}` enables it")
+    if "key" in change.changes:
+        old, new = change.changes["key"]
+        notes.append(f"key changed {old} -> {new}: its Dagster partition is now {new!r}")
+    if as_json:
+        click.echo(json.dumps({**change.to_json(), "notes": notes}))
+        return
+    detail = "; ".join(f"{f}: {old} -> {new}" for f, (old, new) in change.changes.items())
+    state = "enabled" if tenant.enabled else "disabled"
+    headline = f"tenant {tenant.key} ({tenant.tenant_id}) {change.action} ({state})"
+    click.echo(headline + (f": {detail}" if detail else ""))
+    for note in notes:
+        click.echo(f"note: {note}")
 
 
 @tenants.command("list")

@@ -194,10 +194,10 @@ def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict
     from .store.scope import tenant_scope
     from .store.selections import get_selection
     from .store.sync_runs import list_runs
-    from .store.tenants import get_tenant
+    from .store.tenants import get_tenant_by_key
 
     with db.connect() as conn:
-        tenant = get_tenant(conn, ref.tenant)
+        tenant = get_tenant_by_key(conn, ref.tenant)
         selection = get_selection(conn, ref.selection)
         runs = list_runs(tenant_scope(conn, tenant.tenant_id), selection.selection_hash, limit=20)
     for run in runs:
@@ -233,10 +233,11 @@ def _failure_summary(result: Any, ref: PartitionRef) -> dict[str, Any]:
 def _missing_counts(db: Database, ref: PartitionRef) -> tuple[int | None, int | None]:
     from .store.missing_snapshots import get_snapshot
     from .store.scope import tenant_scope
-    from .store.tenants import get_tenant
+    from .store.tenants import get_tenant_by_key
 
     with db.connect() as conn:
-        snapshot = get_snapshot(tenant_scope(conn, get_tenant(conn, ref.tenant).tenant_id), ref.selection)
+        tenant = get_tenant_by_key(conn, ref.tenant)
+        snapshot = get_snapshot(tenant_scope(conn, tenant.tenant_id), ref.selection)
     return (snapshot.items_high, snapshot.items_low) if snapshot else (None, None)
 
 

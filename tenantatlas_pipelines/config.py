@@ -23,3 +23,20 @@ def sql_dir() -> Path:
     """The numbered migrations; TENANTATLAS_SQL_DIR lets an installed image point elsewhere."""
     override = os.environ.get("TENANTATLAS_SQL_DIR")
     return Path(override) if override else PROJECT_ROOT / "sql"
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole-number setting from the environment; CONFIG_INVALID naming the variable, never its value.
+
+    Why not int(os.environ[...]): its ValueError quotes the value, and a secret pasted into the wrong
+    variable would reach the definitions' load error, the UI and the logs.
+    """
+    from .errors import ErrorCode, TenantAtlasError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{name} must be a whole number") from None

@@ -9,11 +9,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from tenantatlas_pipelines.cli import cli
 from tenantatlas_pipelines.db import Database
@@ -115,6 +116,37 @@ def test_sync_exit_status_follows_the_ledger(configured: Emulator) -> None:
     assert partial.exit_code == 3 and "partial" in partial.stdout
 
 
+def test_pem_in_the_certificate_variable_never_reaches_output_or_event_log(
+    configured: Emulator, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #10 item 2: PEM text where a path belongs fails the run as config_invalid, unquoted."""
+    needle = "Zq8PEMBODYNEEDLE"
+    pem = (
+        f"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq{needle}hkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    )
+    # The definitions bind the variables set when they are first imported (resources_from_env): import
+    # them with the usual set-up, so this test's variables never leak into later tests of the process.
+    import tenantatlas_pipelines.definitions  # noqa: F401
+
+    monkeypatch.setenv("TENANTATLAS_CLIENT_SECRET", "")  # set (for a bound EnvVar) but empty: no secret
+    monkeypatch.setenv("TENANTATLAS_CLIENT_CERTIFICATE", pem)
+    result = CliRunner().invoke(cli, ["sync", "--tenant", "contoso", "--selection", "apps", "--json"])
+    text = result.stdout + result.stderr
+    assert result.exit_code != 0 and "config_invalid" in text, text
+    assert needle not in text and "BEGIN PRIVATE" not in text
+    home = Path(os.environ["TENANTATLAS_HOME"]) / "dagster"
+    with open_cli_instance(db, home) as instance:
+        records = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.RUN_FAILURE))
+        runs = {r.event_log_entry.run_id for r in records}
+        assert runs, "the sync should have failed its Dagster run"
+        logs = "\n".join(
+            json.dumps(e.to_json() if hasattr(e, "to_json") else str(e), default=str)
+            for run_id in runs
+            for e in instance.all_logs(run_id)
+        )
+    assert "config_invalid" in logs and needle not in logs and "BEGIN PRIVATE" not in logs
+
+
 def test_sync_refuses_unknown_tenant_before_any_run(db: Database) -> None:
     result = CliRunner().invoke(cli, ["sync", "--tenant", "nobody", "--selection", "apps"])
     assert result.exit_code == 2 and "unknown_tenant" in result.stderr
@@ -182,9 +214,8 @@ def test_dev_writes_instance_config_and_starts_dagster_dev(
     cmd, env = launched["cmd"], launched["env"]
     assert cmd[1:4] == ["-m", "dagster", "dev"] and cmd[-2:] == ["--port", "3999"]
     assert env["DAGSTER_HOME"] == str(tmp_path / "dagster")
-    assert env[STORAGE_URL_ENV].startswith("postgresql+psycopg2://") and env[STORAGE_URL_ENV].endswith(
-        "/dagster"
-    )
+    assert env[STORAGE_URL_ENV].startswith("postgresql+psycopg2://")
+    assert urlsplit(env[STORAGE_URL_ENV]).path == "/dagster"
     config = yaml.safe_load((tmp_path / "dagster" / "dagster.yaml").read_text())
     assert config["storage"]["postgres"]["postgres_url"] == {"env": STORAGE_URL_ENV}
     assert config["concurrency"]["runs"]["tag_concurrency_limits"][0]["key"] == "dagster/partition/tenant"

@@ -426,7 +426,11 @@ def test_odd_unicode_in_a_tenant_name_round_trips_through_the_cli(
     name = "Contoso \u202eltd\u202c \U0001f468\u200d\U0001f469\u200d\U0001f467 \u200b\u05d0"
     proc = cli("tenants", "add", "--tenant-id", GUID.upper(), "--key", "contoso", "--name", name, "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"tenant_id": GUID, "key": "contoso", "name": name, "enabled": True}
+    added = json.loads(proc.stdout)
+    assert {k: added[k] for k in ("tenant_id", "key", "name", "enabled")} == {
+        "tenant_id": GUID, "key": "contoso", "name": name, "enabled": True
+    }
+    assert added["action"] == "added"
     listed = json.loads(cli("tenants", "list", "--json").stdout)
     assert listed == [{"tenant_id": GUID, "key": "contoso", "name": name, "enabled": True}]
 

@@ -167,7 +167,7 @@ def test_parse_tolerates_bom_whitespace_blank_lines_case_and_enabled_words() -> 
         "   \r\n"
         f'{B},fabrikam,"Fabrikam, Inc.",0,\r\n'  # quoted comma, trailing empty cell
         f"{C},northwind,Northwind Traders\r\n"  # enabled cell missing: the file does not say
-        f'{D},tailspin,"Tailspin\nToys",False\r\n'  # a quoted line break
+        f'{D},tailspin,"Tailspin ""Toys""",False\r\n'  # a doubled quote inside a quoted cell
     ).encode()
     parsed = parse_csv(data)
     assert parsed.problems == ()
@@ -175,7 +175,7 @@ def test_parse_tolerates_bom_whitespace_blank_lines_case_and_enabled_words() -> 
         (3, A, "contoso", "Contoso Ltd.", True),
         (5, B, "fabrikam", "Fabrikam, Inc.", False),
         (6, C, "northwind", "Northwind Traders", None),
-        (7, D, "tailspin", "Tailspin\nToys", False),
+        (7, D, "tailspin", 'Tailspin "Toys"', False),
     ]
 
 

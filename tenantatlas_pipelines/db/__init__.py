@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -21,13 +22,78 @@ DATABASE_NAME = "tenantatlas"
 DAGSTER_DATABASE_NAME = "dagster"
 
 
+# Connection parameters whose value is a secret, in every form libpq accepts them (URI query parameter
+# or key=value conninfo). `passfile` names a file, not its content, and stays readable.
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+REDACTED = "***"
+_CONNINFO_SECRET = re.compile(
+    r"(?i)\b(ssl)?password(\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"
+)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The database URL with every credential replaced by ***, for messages, logs and `db url`.
+
+    libpq takes a password in the userinfo (`user:pw@host`), as a `password=` or `sslpassword=` query
+    parameter (names possibly percent-encoded), or as `password=` in a key=value conninfo string; all
+    are redacted. A URL that does not parse is not shown at all rather than shown unredacted.
+    """
+    if "://" not in url:
+        return _CONNINFO_SECRET.sub(lambda m: f"{m.group(1) or ''}password{m.group(2)}{REDACTED}", url)
+    try:
+        parts = urlsplit(url)
+        userinfo, at, hosts = parts.netloc.rpartition("@")
+        netloc = parts.netloc
+        if at and ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:{REDACTED}@{hosts}"
+        query = "&".join(_redact_parameter(p) for p in parts.query.split("&")) if parts.query else ""
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return f"{url.split('://', 1)[0]}://{REDACTED} (unparseable URL, not shown)"
+
+
+def _redact_parameter(parameter: str) -> str:
+    name, eq, _ = parameter.partition("=")
+    if eq and unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
+        return f"{name}={REDACTED}"
+    return parameter
+
+
+def url_secrets(url: str) -> set[str]:
+    """Every credential value `url` holds, raw and decoded: what must never appear in a message."""
+    found: set[str] = set()
+    if "://" not in url:
+        for m in _CONNINFO_SECRET.finditer(url):
+            found |= {m.group(3), m.group(3).strip("'")}
+    else:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return found
+        userinfo, at, _ = parts.netloc.rpartition("@")
+        if at and ":" in userinfo:
+            found.add(userinfo.split(":", 1)[1])
+        for parameter in parts.query.split("&"):
+            name, eq, value = parameter.partition("=")
+            if eq and unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
+                found.add(value)
+    found |= {unquote(v) for v in found} | {unquote_plus(v) for v in found}
+    return {v for v in found if v}
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (e.g. a libpq error, which may quote a malformed parameter) without `url`'s credentials."""
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def connection_error(url: str, exc: BaseException) -> TenantAtlasError:
+    """DATABASE_UNAVAILABLE for a failed connection to `url`, with no credential in the message."""
+    return TenantAtlasError(
+        ErrorCode.DATABASE_UNAVAILABLE,
+        f"cannot connect to PostgreSQL at {redact_url(url)}: {scrub(_first_line(exc), url)}",
+    )
 
 
 def with_database(url: str, database: str) -> str:
@@ -35,11 +101,14 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
-@dataclass(eq=False)  # identity: each Database owns its pool
+@dataclass(eq=False, repr=False)  # identity: each Database owns its pool
 class Database:
     """One PostgreSQL database the pipeline uses; cheap to build, connects per unit of work."""
 
     url: str
+
+    def __repr__(self) -> str:  # a Database in a log line or a traceback shows no password
+        return f"Database({redact_url(self.url)!r})"
     # Idle connections kept for reuse by pooled(): a sync run opens a few per policy-type worker, and a
     # process running many runs (the fleet, a long-lived worker) should not start a backend for each.
     _idle: list[psycopg.Connection] = field(default_factory=list, repr=False)
@@ -64,11 +133,9 @@ class Database:
             return psycopg.connect(
                 self.url, autocommit=autocommit, connect_timeout=10, application_name=application_name()
             )
-        except psycopg.OperationalError as exc:
-            raise TenantAtlasError(
-                ErrorCode.DATABASE_UNAVAILABLE,
-                f"cannot connect to PostgreSQL at {redact_url(self.url)}: {_first_line(exc)}",
-            ) from None
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+            # ProgrammingError: libpq refused the URL itself (a malformed parameter), before connecting.
+            raise connection_error(self.url, exc) from None
 
     @contextmanager
     def pooled(self) -> Iterator[psycopg.Connection]:
@@ -151,11 +218,8 @@ def ensure_database(server_url: str, name: str) -> None:
                 # Another process may create it between our check and our CREATE.
                 with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.OperationalError as exc:
-        raise TenantAtlasError(
-            ErrorCode.DATABASE_UNAVAILABLE,
-            f"cannot connect to PostgreSQL at {redact_url(admin_url)}: {_first_line(exc)}",
-        ) from None
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        raise connection_error(admin_url, exc) from None
 
 
 def embedded_url(home: Path, database: str = DATABASE_NAME) -> str:

@@ -4,6 +4,14 @@ Why our own manager rather than the wheel's `get_server`: that one stops the ser
 process that opened it exits, which would kill the database under Dagster's run workers and the daemon.
 Here the server outlives the process that started it (like a local service) and listens on loopback TCP,
 so dagster-postgres, psql and the pipeline all reach it by URL. `tenantatlas db stop` stops it.
+
+Loopback is not private: every local account can reach 127.0.0.1. So the server asks every client for a
+password (scram-sha-256, also on its unix socket), generated when the data directory is made and kept in
+a libpq password file, TENANTATLAS_HOME/pgpass, readable by the owner only (0600). The URL we hand out
+names that file (`?passfile=...`) rather than carrying the password, so the URL itself holds no secret
+and every client the project starts (CLI, Dagster run workers and daemon, tests, benchmarks) logs in the
+same way. A data directory made by an older version with `--auth=trust` is converted in place the first
+time it is used: the password is set while trust still lets us in, then pg_hba.conf demands it.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ import fcntl
 import importlib.util
 import os
 import pwd
+import re
+import secrets
 import socket
 import subprocess
 import time
@@ -19,11 +29,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from ..errors import ErrorCode, TenantAtlasError
 
 SERVER_USER = "tenantatlas_pg"  # PostgreSQL refuses to run as root; CI runs as root
 SUPERUSER = "postgres"
+PASSFILE = "pgpass"  # under TENANTATLAS_HOME, 0600: the superuser's password in libpq's format
+AUTH_METHOD = "scram-sha-256"
+# What a converted (formerly trust) data directory's pg_hba.conf says: a password for every connection.
+HBA_CONF = f"""# Written by tenantatlas: every connection needs the password in TENANTATLAS_HOME/{PASSFILE}.
+local   all          all                  {AUTH_METHOD}
+host    all          all   127.0.0.1/32   {AUTH_METHOD}
+host    all          all   ::1/128        {AUTH_METHOD}
+local   replication  all                  {AUTH_METHOD}
+host    replication  all   127.0.0.1/32   {AUTH_METHOD}
+host    replication  all   ::1/128        {AUTH_METHOD}
+"""
+_TRUST_LINE = re.compile(r"^\s*(local|host\w*)\s.*\btrust\b", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -31,8 +54,48 @@ class EmbeddedServer:
     pgdata: Path
     port: int
 
+    @property
+    def passfile(self) -> Path:
+        return self.pgdata.parent / PASSFILE
+
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        """The URL of `database`; it names the password file, it never holds the password."""
+        return (
+            f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+            f"?passfile={quote(str(self.passfile), safe='/')}"
+        )
+
+
+def passfile_path(home: Path) -> Path:
+    return home / PASSFILE
+
+
+def _read_password(home: Path) -> str | None:
+    try:
+        line = passfile_path(home).read_text().strip().splitlines()[-1]
+    except (OSError, IndexError):
+        return None
+    return line.rsplit(":", 1)[-1] or None
+
+
+def _write_password(home: Path) -> str:
+    """A new random password in TENANTATLAS_HOME/pgpass, created 0600 (never readable by others)."""
+    password = secrets.token_hex(24)  # hex: nothing to escape in the passfile or in SQL
+    path = passfile_path(home)
+    tmp = path.with_name(f".{PASSFILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"*:*:*:{SUPERUSER}:{password}\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return password
+
+
+def _secure_passfile(home: Path) -> None:
+    """libpq ignores a password file others can read; and others must not read it."""
+    path = passfile_path(home)
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def _install_dir() -> Path:
@@ -132,30 +195,13 @@ def ensure_server(home: Path) -> EmbeddedServer:
     with _file_lock(home / "pg.lock"):
         port = _running_port(pgdata)
         if port is not None:
-            return EmbeddedServer(pgdata, port)
+            return _secured(home, EmbeddedServer(pgdata, port))
         try:
             pgdata.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 _prepare_root(pgdata)
             if not (pgdata / "PG_VERSION").exists():
-                subprocess.run(
-                    [
-                        _bin("initdb"),
-                        "-D",
-                        str(pgdata),
-                        "--auth=trust",
-                        "-U",
-                        SUPERUSER,
-                        "-E",
-                        "UTF8",
-                        "--no-sync",
-                        "--locale=C",
-                    ],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    **_run_as(),
-                )
+                _initdb(home, pgdata, _write_password(home))
             port = _free_port()
             options = (
                 f"-p {port} -h 127.0.0.1 -k {pgdata} -c max_connections=300 -c shared_buffers=128MB "
@@ -195,7 +241,109 @@ def ensure_server(home: Path) -> EmbeddedServer:
                     ErrorCode.DATABASE_UNAVAILABLE, f"embedded PostgreSQL did not listen on {port}"
                 )
             time.sleep(0.1)
-        return EmbeddedServer(pgdata, port)
+        return _secured(home, EmbeddedServer(pgdata, port))
+
+
+def _initdb(home: Path, pgdata: Path, password: str) -> None:
+    """A new data directory whose superuser has `password` and which demands it for every connection.
+
+    initdb reads the password from a file; when root, initdb runs as the server user, which must not
+    read our pgpass, so it gets a one-off copy of its own (0600, removed right after).
+    """
+    pwfile = home / f".initdb-pw.{os.getpid()}"
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{password}\n")
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(SERVER_USER)
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            [
+                _bin("initdb"),
+                "-D",
+                str(pgdata),
+                f"--auth={AUTH_METHOD}",
+                f"--pwfile={pwfile}",
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            **_run_as(),
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def _secured(home: Path, server: EmbeddedServer) -> EmbeddedServer:
+    """The server, once it demands the password of TENANTATLAS_HOME/pgpass (converting a trust setup).
+
+    Called under the server lock on every ensure_server; the common case is one small file read.
+    """
+    hba = server.pgdata / "pg_hba.conf"
+    try:
+        trusting = bool(_TRUST_LINE.search(hba.read_text()))
+    except OSError as exc:
+        raise TenantAtlasError(
+            ErrorCode.DATABASE_UNAVAILABLE, f"cannot read {hba}: {type(exc).__name__}"
+        ) from None
+    if not trusting:
+        if _read_password(home) is None:
+            raise TenantAtlasError(
+                ErrorCode.DATABASE_UNAVAILABLE,
+                f"the embedded PostgreSQL in {server.pgdata} asks for a password, but "
+                f"{passfile_path(home)} is missing or empty; restore it, or move the data directory "
+                "away to start afresh",
+            )
+        _secure_passfile(home)
+        return server
+    _convert_from_trust(home, server, hba)
+    return server
+
+
+def _convert_from_trust(home: Path, server: EmbeddedServer, hba: Path) -> None:
+    """Give the superuser a password while trust still admits us, then make pg_hba.conf demand it."""
+    import psycopg
+    from psycopg import sql
+
+    password = _read_password(home) or _write_password(home)
+    _secure_passfile(home)
+    try:
+        with psycopg.connect(server.url(), autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SET password_encryption = 'scram-sha-256'")
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password))
+            )
+            hba.write_text(HBA_CONF)  # in place: the file keeps its owner (the server user when root)
+            conn.execute("SELECT pg_reload_conf()")
+    except (psycopg.Error, OSError) as exc:
+        raise TenantAtlasError(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            f"could not switch the embedded PostgreSQL in {server.pgdata} to password authentication: "
+            f"{type(exc).__name__}",
+        ) from None
+    # pg_reload_conf() only signals; wait until a password-less login is refused, so callers never race it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _admits_without_password(server):
+        time.sleep(0.05)
+
+
+def _admits_without_password(server: EmbeddedServer) -> bool:
+    import psycopg
+
+    nowhere = server.pgdata.parent / ".no-passfile"  # a missing passfile: libpq then sends no password
+    url = f"postgresql://{SUPERUSER}@127.0.0.1:{server.port}/postgres?passfile={quote(str(nowhere))}"
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            return True
+    except psycopg.Error:
+        return False
 
 
 def stop_server(home: Path, mode: str = "fast") -> bool:

@@ -18,7 +18,7 @@ from dagster import (
 
 from ..store.missing_snapshots import get_snapshot, read_partition
 from ..store.scope import tenant_scope
-from ..store.tenants import get_tenant
+from ..store.tenants import get_tenant_by_key
 from . import invariants
 from .assets import missing_items
 from .partitions import partition_ref, sync_partitions
@@ -56,7 +56,7 @@ def missing_items_invariants(
 
     ref = partition_ref(context.partition_key)
     with inventory_db.get_database().connect() as conn:
-        scope = tenant_scope(conn, get_tenant(conn, ref.tenant).tenant_id)
+        scope = tenant_scope(conn, get_tenant_by_key(conn, ref.tenant).tenant_id)
         rows = read_partition(scope, ref.selection)
         snapshot = get_snapshot(scope, ref.selection)
     dupes = invariants.duplicate_identities((r.policy_type, r.external_id) for r in rows)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..config import PROJECT_ROOT, home_dir
+from ..config import PROJECT_ROOT, env_int, home_dir
 
 # The env var dagster.yaml reads Dagster's storage URL from (kept out of the file: it may hold a password).
 STORAGE_URL_ENV = "TENANTATLAS_DAGSTER_STORAGE_URL"
@@ -57,10 +57,8 @@ def run_queue_settings(
     max_concurrent_runs: int | None = None, runs_per_tenant: int | None = None
 ) -> dict[str, Any]:
     """The `concurrency.runs` block: a global limit and a per-tenant limit on the partition tag."""
-    global_limit = max_concurrent_runs or int(
-        os.environ.get(MAX_CONCURRENT_RUNS_ENV, DEFAULT_MAX_CONCURRENT_RUNS)
-    )
-    per_tenant = runs_per_tenant or int(os.environ.get(RUNS_PER_TENANT_ENV, DEFAULT_RUNS_PER_TENANT))
+    global_limit = max_concurrent_runs or env_int(MAX_CONCURRENT_RUNS_ENV, DEFAULT_MAX_CONCURRENT_RUNS)
+    per_tenant = runs_per_tenant or env_int(RUNS_PER_TENANT_ENV, DEFAULT_RUNS_PER_TENANT)
     return {
         "max_concurrent_runs": global_limit,
         "tag_concurrency_limits": [

@@ -15,7 +15,7 @@ from ..db import Database
 from ..store.inventory import integrity_facts
 from ..store.scope import tenant_scope
 from ..store.selections import get_selection
-from ..store.tenants import get_tenant
+from ..store.tenants import get_tenant_by_key
 from . import invariants
 from .partitions import PartitionRef
 
@@ -39,7 +39,7 @@ INVENTORY_CHECK_SPECS = [
 def inventory_check_results(db: Database, ref: PartitionRef) -> list[AssetCheckResult]:
     """Both checks for the partition's tenant and selection, from the store's aggregates."""
     with db.pooled() as conn:
-        tenant = get_tenant(conn, ref.tenant)
+        tenant = get_tenant_by_key(conn, ref.tenant)
         selection = get_selection(conn, ref.selection)
         facts = integrity_facts(tenant_scope(conn, tenant.tenant_id), selection.policy_types, _MAX_LISTED)
     bad = invariants.meta_keys_outside_whitelist(facts.meta_keys.items())

@@ -88,10 +88,11 @@ def running_store_url() -> str | None:
     if url is not None:
         return url
     from ..db import DATABASE_NAME
-    from ..db.embedded import SUPERUSER, _running_port
+    from ..db.embedded import EmbeddedServer, _running_port
 
-    port = _running_port(home_dir() / "pgdata")
-    return None if port is None else f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE_NAME}"
+    pgdata = home_dir() / "pgdata"
+    port = _running_port(pgdata)
+    return None if port is None else EmbeddedServer(pgdata, port).url(DATABASE_NAME)
 
 
 def _selection_names_from_store() -> tuple[str, ...] | None:

@@ -187,10 +187,10 @@ def publish_missing(
     from ..store.missing_snapshots import SnapshotHeader, replace_partition
     from ..store.scope import tenant_scope
     from ..store.selections import get_selection
-    from ..store.tenants import get_tenant
+    from ..store.tenants import get_tenant_by_key
 
     with db.connect() as conn:
-        tenant = get_tenant(conn, tenant_key)
+        tenant = get_tenant_by_key(conn, tenant_key)
         selection = get_selection(conn, selection_name)
         scope = tenant_scope(conn, tenant.tenant_id)
         result = missing_items(scope, selection.selection_hash)

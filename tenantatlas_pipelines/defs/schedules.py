@@ -33,7 +33,10 @@ def sync_cron() -> str:
     """The schedule's cron string from the env, validated so a typo fails at load with a clear message."""
     cron = os.environ.get(CRON_ENV, "").strip() or DEFAULT_CRON
     if not is_valid_cron_string(cron):
-        raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{CRON_ENV}={cron!r} is not a valid cron string")
+        # The value is not quoted: no configuration value is ever echoed (it may be a misplaced secret).
+        raise TenantAtlasError(
+            ErrorCode.CONFIG_INVALID, f"{CRON_ENV} is not a valid cron string (five fields, e.g. '0 3 * * *')"
+        )
     return cron
 
 

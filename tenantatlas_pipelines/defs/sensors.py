@@ -23,8 +23,10 @@ from dagster import (
     sensor,
 )
 
+from ..config import env_int
+from ..errors import TenantAtlasError
 from ..runs import sweep_dead_runs
-from ..store.tenants import list_tenants
+from ..store.tenants import list_tenants, validate_tenant_id
 from ..sync import SYNC
 from . import planning
 from .assets import missing_items
@@ -74,7 +76,7 @@ def registry_sensor_result(
 
 @sensor(
     job=sync_job,
-    minimum_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "30")),
+    minimum_interval_seconds=env_int(SENSOR_INTERVAL_ENV, 30),
     default_status=DefaultSensorStatus.RUNNING,
     description="Mirrors the tenant registry (enabled tenants) into the `tenant` partitions and syncs "
     "newly added tenants right away; finalises ledger rows left `running` by dead or cancelled runs.",
@@ -97,7 +99,7 @@ def tenant_registry_sensor(
 
 
 @sensor(
-    minimum_interval_seconds=int(os.environ.get(GDAP_INTERVAL_ENV, "900")),
+    minimum_interval_seconds=env_int(GDAP_INTERVAL_ENV, 900),
     # Running only where a partner is configured at load time: elsewhere it would only ever skip.
     default_status=DefaultSensorStatus.RUNNING
     if os.environ.get(GDAP_PARTNER_ENV, "").strip()
@@ -114,6 +116,10 @@ def gdap_discovery_sensor(
     partner = os.environ.get(GDAP_PARTNER_ENV, "").strip()
     if not partner:
         return SkipReason(f"{GDAP_PARTNER_ENV} is not set: GDAP discovery is off")
+    try:
+        partner = validate_tenant_id(partner)
+    except TenantAtlasError as exc:  # configuration: name the variable, never quote its value
+        raise TenantAtlasError(exc.code, f"{GDAP_PARTNER_ENV} is not a tenant id (a GUID)") from None
     enabled = os.environ.get(GDAP_AUTO_ENABLE_ENV, "0") == "1"
     from ..onboarding import discover_tenants  # here, not at the top: run workers never need it
 

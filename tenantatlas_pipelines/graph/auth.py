@@ -174,13 +174,14 @@ def _certificate_credential(settings: GraphSettings) -> dict[str, str]:
     except (OSError, ValueError, TypeError) as exc:
         raise GraphError(
             ErrorCode.CONFIG_INVALID,
-            f"cannot read the client certificate {str(path)!r} as an unencrypted PEM with a private "
-            f"key and a certificate ({type(exc).__name__})",
+            "cannot read the file TENANTATLAS_CLIENT_CERTIFICATE names as an unencrypted PEM with a "
+            f"private key and a certificate ({type(exc).__name__})",
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise GraphError(
             ErrorCode.CONFIG_INVALID,
-            f"the client certificate {str(path)!r} has a {type(key).__name__}; Entra needs an RSA key",
+            f"the client certificate TENANTATLAS_CLIENT_CERTIFICATE names has a {type(key).__name__}; "
+            "Entra needs an RSA key",
         )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

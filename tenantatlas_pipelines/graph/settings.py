@@ -66,8 +66,31 @@ _NUMERIC_ENV: dict[str, tuple[str, type]] = {
 }
 
 
+# Which variable feeds a path setting: messages name the variable, never its value. Why never the value:
+# a PEM pasted where a path belongs (or a secret in the wrong variable) would be echoed into CLI output,
+# `--json` reports and Dagster's event log. Every message of this module follows that rule.
+_ENV_OF = {
+    "certificate_path": f"{ENV_PREFIX}CLIENT_CERTIFICATE",
+    "ca_bundle": f"{ENV_PREFIX}CA_BUNDLE",
+}
+
+
 def _config_error(message: str) -> GraphError:
     return GraphError(ErrorCode.CONFIG_INVALID, message)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a PEM pasted as a "path" can be longer than a file name may be
+        return False
+
+
+def _pem_hint(path: Path) -> str:
+    """Why a path is wrong when it is PEM text itself; says what was found, never what it contains."""
+    if "-----BEGIN" in str(path):
+        return " (the value looks like PEM text; give the path of a PEM file instead)"
+    return ""
 
 
 def _origin(url: str) -> str:
@@ -81,12 +104,13 @@ class GraphSettings:
 
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
-    certificate_path: Path | None = None
+    # Not in the repr: a path is not secret, but PEM text pasted in its place is.
+    certificate_path: Path | None = field(default=None, repr=False)
     certificate_thumbprint: str | None = None
     cloud: str = "global"
     authority_host: str = ""  # "" = the cloud's
     graph_url: str = ""  # "" = the cloud's
-    ca_bundle: Path | None = None
+    ca_bundle: Path | None = field(default=None, repr=False)
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 8
@@ -99,14 +123,16 @@ class GraphSettings:
 
     def __post_init__(self) -> None:
         if self.cloud not in CLOUDS:
-            raise _config_error(f"unknown cloud {self.cloud!r}; known clouds: {', '.join(CLOUDS)}")
+            raise _config_error(f"{ENV_PREFIX}CLOUD is not a known cloud; known clouds: {', '.join(CLOUDS)}")
         cloud = CLOUDS[self.cloud]
         object.__setattr__(self, "authority_host", (self.authority_host or cloud.authority_host).rstrip("/"))
         object.__setattr__(self, "graph_url", (self.graph_url or cloud.graph_url).rstrip("/"))
         for name in ("authority_host", "graph_url"):
             parts = urlsplit(getattr(self, name))
             if parts.scheme != "https" or not parts.hostname:
-                raise _config_error(f"{name} must be an https URL with a host (MSAL requires https)")
+                raise _config_error(
+                    f"{ENV_PREFIX}{name.upper()} must be an https URL with a host (MSAL requires https)"
+                )
         for name in ("certificate_path", "ca_bundle"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
@@ -129,16 +155,16 @@ class GraphSettings:
             )
         for name in ("certificate_path", "ca_bundle"):
             path = getattr(self, name)
-            if path is not None and not path.is_file():
-                raise _config_error(f"{name} {str(path)!r} is not a readable file")
+            if path is not None and not _is_file(path):
+                raise _config_error(f"{_ENV_OF[name]} does not name a readable file{_pem_hint(path)}")
         positive = ("connect_timeout", "read_timeout", "max_attempts", "per_tenant_concurrency",
                     "global_concurrency")
         for name in positive:
             if not getattr(self, name) > 0:
-                raise _config_error(f"{name} must be positive")
+                raise _config_error(f"{ENV_PREFIX}{_NUMERIC_ENV[name][0]} must be positive")
         for name in ("retry_budget_s", "backoff_base_s", "backoff_cap_s"):
             if not getattr(self, name) >= 0:
-                raise _config_error(f"{name} must not be negative")
+                raise _config_error(f"{ENV_PREFIX}{_NUMERIC_ENV[name][0]} must not be negative")
 
     @property
     def scope(self) -> str:
@@ -170,7 +196,8 @@ class GraphSettings:
                 try:
                     numbers[attr] = kind(raw)
                 except ValueError:
-                    raise _config_error(f"{ENV_PREFIX}{name} must be a number, got {raw!r}") from None
+                    kind_name = "a whole number" if kind is int else "a number"
+                    raise _config_error(f"{ENV_PREFIX}{name} must be {kind_name}") from None
         certificate = get("CLIENT_CERTIFICATE")
         ca_bundle = get("CA_BUNDLE")
         return cls(

@@ -34,7 +34,7 @@ def build_ssl_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise GraphError(
                 ErrorCode.CONFIG_INVALID,
-                f"cannot load CA bundle {str(ca_bundle)!r}: {type(exc).__name__}",
+                f"cannot load the CA bundle TENANTATLAS_CA_BUNDLE names: {type(exc).__name__}",
             ) from None
     return context
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -163,16 +164,40 @@ def _decode(data: bytes | str) -> str | Problem:
         return _file_problem(line, f"not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8 CSV")
 
 
-def _records(text: str) -> Iterable[tuple[int, list[str]]]:
-    """(first line number, cells) per CSV record; blank and whitespace-only lines are skipped.
+def _records(text: str) -> Iterable[tuple[int, list[str] | Problem]]:
+    """(line number, cells) per CSV record, or (line, Problem) for broken quoting; blank lines skipped.
 
-    The line is where the record starts, also when a quoted cell spans several lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    Strict on quotes, because a lenient reader turns a forgotten closing quote into one tenant whose
+    name is the rest of the file: a quoted cell must close on the line it opens (names never span
+    lines), and a quote that never closes or is followed by stray text is a problem of the line where
+    the record starts. Reading stops there: after broken quoting, the cells that follow are guesses.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     start = 1
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            detail = "is never closed" if "end of data" in str(exc) else f"is malformed ({exc})"
+            yield start, _file_problem(
+                start,
+                f"a quoted cell that starts on this line {detail}; quote a whole cell, close it on the "
+                'same line, and double a quote inside it ("Fabrikam ""Big"" Inc.")',
+            )
+            return
+        end = reader.line_num
+        if end > start:
+            yield start, _file_problem(
+                start,
+                f"a quoted cell runs from line {start} to line {end}: a quote opened on line {start} is not "
+                "closed on that line (a cell may not span lines)",
+            )
+            return
         if any(c.strip() for c in cells):
             yield start, cells
-        start = reader.line_num + 1
+        start = end + 1
 
 
 @dataclass(frozen=True)
@@ -230,20 +255,20 @@ def parse_csv(data: bytes | str) -> ParsedFile:
     seen_ids: dict[str, int] = {}
     seen_keys: dict[str, int] = {}
     header: _Header | None = None
-    try:
-        for line, cells in _records(text):
-            if header is None:
-                header, header_problems = _header(line, cells)
-                problems += header_problems
-                if any(c not in header.columns for c in REQUIRED_COLUMNS):
-                    return ParsedFile((), tuple(problems))
-                continue
-            row, row_problems = _row(line, cells, header, seen_ids, seen_keys)
-            problems += row_problems
-            if row is not None:
-                rows.append(row)
-    except csv.Error as exc:
-        problems.append(_file_problem(0, f"not a readable CSV file: {exc}"))
+    for line, cells in _records(text):
+        if isinstance(cells, Problem):
+            problems.append(cells)
+            break
+        if header is None:
+            header, header_problems = _header(line, cells)
+            problems += header_problems
+            if any(c not in header.columns for c in REQUIRED_COLUMNS):
+                return ParsedFile((), tuple(problems))
+            continue
+        row, row_problems = _row(line, cells, header, seen_ids, seen_keys)
+        problems += row_problems
+        if row is not None:
+            rows.append(row)
     if header is None and not problems:
         problems.append(_file_problem(1, f"the file is empty; the first line must be the header {FORMAT}"))
     return ParsedFile(tuple(rows), tuple(problems), frozenset(seen_ids))
@@ -281,8 +306,13 @@ def _row(
         key = validate_tenant_key(cell("key"))
     except TenantAtlasError as exc:
         problems.append(Problem(line, exc.code, exc.message, "key"))
-    name = cell("name").replace("\x00", "")
-    if not name:
+    name = cell("name")
+    controls = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) == "Cc"})
+    if controls:
+        problems.append(
+            _file_problem(line, f"name contains control characters ({', '.join(controls)})", "name")
+        )
+    elif not name:
         problems.append(_file_problem(line, "name is empty", "name"))
     elif len(name) > MAX_NAME_CHARS:
         problems.append(_file_problem(line, f"name is longer than {MAX_NAME_CHARS} characters", "name"))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import psycopg
 
 from ..errors import ErrorCode, TenantAtlasError
-from ..store.tenants import Tenant, list_tenants, validate_tenant_id
+from ..store.tenants import Tenant, is_guid_shaped, list_tenants, validate_tenant_id
 from .writes import insert_tenants, lock_registry
 
 if TYPE_CHECKING:
@@ -162,6 +162,8 @@ def derive_key(display_name: str) -> str:
     while len(words) > 1 and words[-1] in _LEGAL_FORMS:
         words.pop()
     key = "-".join(words)[: MAX_KEY - 1 - _SUFFIX_LENGTHS[2]].strip("-")
+    if is_guid_shaped(key):  # a display name that is a GUID: keys never look like tenant ids
+        return f"{FALLBACK_KEY}-{key}"[: MAX_KEY - 1 - _SUFFIX_LENGTHS[2]].strip("-")
     return key or FALLBACK_KEY
 
 
@@ -180,10 +182,11 @@ def assign_keys(customers: Iterable[Customer], taken: Iterable[str]) -> dict[str
         key = base
         digits = customer.tenant_id.replace("-", "")
         for n in _SUFFIX_LENGTHS:
-            if key not in used:
+            # A suffixed key can come out GUID-shaped ("aaaaaaaa-bbbb-cccc-dddd" + 12 digits): never used.
+            if key not in used and not is_guid_shaped(key):
                 break
             key = f"{base[: MAX_KEY - 1 - n].rstrip('-')}-{digits[:n]}"
-        if key in used:  # only a hand-made key equal to "<base>-<all 32 digits>" gets here
+        if key in used or is_guid_shaped(key):  # only hand-made keys like "<base>-<32 digits>" get here
             raise TenantAtlasError(
                 ErrorCode.INVALID_TENANT_KEY,
                 f"no free key for tenant {customer.tenant_id}; register it by hand",

@@ -29,7 +29,7 @@ from ..store.locks import LockGuard, enable_keepalives, lock_held_sql, run_lock
 from ..store.run_ledger import RunLedger
 from ..store.scope import TenantScope, tenant_scope
 from ..store.selections import Selection, get_selection
-from ..store.tenants import Tenant, get_tenant
+from ..store.tenants import Tenant, get_tenant_by_key
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -172,7 +172,7 @@ def execute_run(
     started = time.monotonic()
     ledger = kind.ledger
     with db.pooled() as conn:
-        tenant = get_tenant(conn, tenant_key)
+        tenant = get_tenant_by_key(conn, tenant_key)  # a partition key: never read as a GUID
         if not tenant.enabled:
             raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {tenant.key!r} is disabled")
         selection = get_selection(conn, selection_name)
