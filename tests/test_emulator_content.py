@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -517,3 +519,55 @@ def test_a_huge_tenant_serves_content_lazily(tmp_path: Path) -> None:
         assert got["name"] == last["name"] and len(got["settings"]) >= 20
         page = http.get(f"{POLICIES}?$expand=settings").json()
         assert len(page["value"]) == 25 and all(len(p["settings"]) >= 20 for p in page["value"])
+
+
+def test_admin_api_rejects_bad_content_scripting_with_clear_errors(emu: Emulator) -> None:
+    oid = emu.objects(TID, "deviceConfiguration")[0]["id"]
+    base = f"{emu.base_url}/_emulator/objects/{TID}/deviceConfiguration/{oid}"
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(emu.ca_path)), timeout=10) as http:
+        cases = [
+            ("POST", f"{base}/assignments", {"group_id": "x"}, 400, "kind"),
+            ("POST", f"{base}/assignments", {"kind": "everyone"}, 400, "assignment kind"),
+            ("POST", f"{base}/assignments", {"kind": "group"}, 400, "needs a group id"),
+            ("PUT", f"{base}/setting", {"key": "displayName"}, 400, "value"),
+            ("PATCH", base, {"id": "another"}, 400, "cannot be changed"),
+            ("DELETE", f"{base}/assignments/nothing-like-this", None, 404, "no assignment"),
+            ("GET", f"{emu.base_url}/_emulator/objects/{TID}/deviceConfiguration/nope", None, 404,
+             "no object"),
+            ("DELETE", f"{emu.base_url}/_emulator/groups/{TID}/nope", None, 404, "no group"),
+            ("POST", f"{emu.base_url}/_emulator/objects/{TID}/roleScopeTag/0/assignments",
+             {"kind": "allDevices"}, 400, "no assignments"),
+        ]
+        for method, url, body, status, text in cases:
+            resp = http.request(method, url, json=body)
+            assert resp.status_code == status and text in resp.text, (method, url, resp.text)
+
+
+def test_state_counts_groups_and_content_is_the_same_in_another_process(emu: Emulator) -> None:
+    gid = emu.groups(TID)[0]["id"]
+    emu.remove_group(TID, gid)
+    emu.add_group(TID, {"displayName": "Extra"})
+    counts = {t["key"]: t["group_count"] for t in emu.describe()["tenants"]}
+    assert counts == {"alpha": 25, "beta": 25}
+    emu.add_group(TID)
+    assert {t["key"]: t["group_count"] for t in emu.describe()["tenants"]}["alpha"] == 26
+    code = (
+        "import json, sys\n"
+        "from tenantatlas_pipelines.emulator import refs_of, TenantSpec\n"
+        "from tenantatlas_pipelines.emulator.assignments import generate_assignments\n"
+        "from tenantatlas_pipelines.emulator.catalog import generate_settings\n"
+        "from tenantatlas_pipelines.emulator.payloads import generate\n"
+        "spec = TenantSpec.from_json(json.loads(sys.argv[1]))\n"
+        "p = generate(0, spec.tenant_id, 'settingsCatalogPolicy', 3, refs_of(0, spec))\n"
+        "print(json.dumps({'payload': p, 'settings': generate_settings(0, 3), 'assignments': "
+        "generate_assignments(0, 'settingsCatalogPolicy', 3, p['id'], refs_of(0, spec),"
+        " spec.assigned_ratio)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(BETA.to_json())],
+                         capture_output=True, text=True, check=True).stdout
+    remote = json.loads(out)
+    pid = emu.objects(BETA.tenant_id, "settingsCatalogPolicy")[3]["id"]
+    local = emu.entity(BETA.tenant_id, "settingsCatalogPolicy", pid)
+    assert remote["payload"]["id"] == pid
+    expected = {**remote["payload"], "assignments": remote["assignments"], "settings": remote["settings"]}
+    assert expected == local

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 #: How many secretReferenceValueIds are remembered for getOmaSettingPlainTextValue (oldest dropped).
-MAX_REFERENCES = 200_000
+MAX_REFERENCES = 50_000
 
 
 class Vault:
