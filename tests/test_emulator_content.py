@@ -571,3 +571,12 @@ def test_state_counts_groups_and_content_is_the_same_in_another_process(emu: Emu
     assert remote["payload"]["id"] == pid
     expected = {**remote["payload"], "assignments": remote["assignments"], "settings": remote["settings"]}
     assert expected == local
+
+
+def test_app_protection_is_addressable_per_platform_collection(emu: Emulator, graph: httpx.Client) -> None:
+    oid = emu.objects(TID, "appProtectionPolicy")[0]["id"]
+    for collection in ("managedAppPolicies", "iosManagedAppProtections", "androidManagedAppProtections"):
+        one = graph.get(f"/beta/deviceAppManagement/{collection}/{oid}")
+        assert one.status_code == 200 and one.json()["id"] == oid
+        assigned = graph.get(f"/beta/deviceAppManagement/{collection}/{oid}/assignments").json()["value"]
+        assert _canon(assigned) == _canon(emu.assignments(TID, "appProtectionPolicy", oid))
