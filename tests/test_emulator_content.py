@@ -580,3 +580,15 @@ def test_app_protection_is_addressable_per_platform_collection(emu: Emulator, gr
         assert one.status_code == 200 and one.json()["id"] == oid
         assigned = graph.get(f"/beta/deviceAppManagement/{collection}/{oid}/assignments").json()["value"]
         assert _canon(assigned) == _canon(emu.assignments(TID, "appProtectionPolicy", oid))
+
+
+def test_assigned_ratio_controls_how_much_is_assigned(tmp_path: Path) -> None:
+    every = TenantSpec("f7000000-0000-4000-8000-000000000007", "every", "Every", sizes=SIZES,
+                       assigned_ratio=1.0)
+    none = TenantSpec("f8000000-0000-4000-8000-000000000008", "none", "None", sizes=SIZES, assigned_ratio=0.0)
+    with Emulator(state_dir=tmp_path, tenants=[every, none]) as emu:
+        for ptype in ("deviceConfiguration", "settingsCatalogPolicy", "mobileApp"):
+            for o in emu.objects(every.tenant_id, ptype):
+                assert emu.assignments(every.tenant_id, ptype, o["id"]), ptype
+            assert not any(emu.assignments(none.tenant_id, ptype, o["id"])
+                           for o in emu.objects(none.tenant_id, ptype))
