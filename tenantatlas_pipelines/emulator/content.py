@@ -18,7 +18,7 @@ from .assignments import ASSIGNABLE
 from .core import EmulatorState, Request, Response, new_id
 from .data import Collection
 from .envelope import NOT_INTUNE, graph_error, graph_ok, intune_message
-from .paging import decode_skiptoken, next_link
+from .paging import next_link, window
 from .present import encrypt_secrets, encrypt_settings, read_rng, shuffle_arrays, vary
 
 #: Settings per page of ``configurationPolicies/{id}/settings`` (a larger $top is ignored).
@@ -130,17 +130,10 @@ def serve_settings(state: EmulatorState, request: Request, tenant_id: str, ptype
     inside a page and inside every setting tree varies per read."""
     if ptype.key != "settingsCatalogPolicy":
         return graph_error(request, 400, "Resource not found for the segment 'settings'.", **log)
-    start = 0
-    if "skiptoken" in opts:
-        decoded = decode_skiptoken(opts["skiptoken"])
-        if decoded is None:
-            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
-        start = decoded[0]
-    size = SETTINGS_PAGE_SIZE
-    if "top" in opts:
-        if not opts["top"].isdigit() or int(opts["top"]) < 1:
-            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
-        size = min(size, int(opts["top"]))
+    paged = window(request, opts, SETTINGS_PAGE_SIZE, log)
+    if isinstance(paged, Response):
+        return paged
+    start, size = paged
     with state.lock:
         coll, slot = _locate(state, tenant_id, ptype, object_id)
         if slot is None:

@@ -32,7 +32,7 @@ from .directory_api import get_by_ids, get_group
 from .entra import verify_token
 from .envelope import NOT_INTUNE, base_headers, graph_error, intune_message
 from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind
-from .paging import decode_skiptoken, next_link, options
+from .paging import decode_skiptoken, next_link, options, window
 from .present import read_rng
 
 VERSIONS = ("beta", "v1.0")
@@ -192,17 +192,10 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
 def _customers(state: EmulatorState, request: Request, spec_customers: tuple[GdapCustomer, ...],
                opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
     """One page of the partner's GDAP customers: `id` and `tenantId` are the customer's tenant id."""
-    start = 0
-    if "skiptoken" in opts:
-        decoded = decode_skiptoken(opts["skiptoken"])
-        if decoded is None:
-            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
-        start = decoded[0]
-    size = CUSTOMERS.page_size
-    if "top" in opts:
-        if not opts["top"].isdigit() or int(opts["top"]) < 1:
-            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
-        size = min(size, int(opts["top"]))
+    paged = window(request, opts, CUSTOMERS.page_size, log)
+    if isinstance(paged, Response):
+        return paged
+    start, size = paged
     chunk = spec_customers[start:start + size]
     items: list[Any] = [{"@odata.type": "#microsoft.graph.delegatedAdminCustomer", "id": c.tenant_id,
                          "tenantId": c.tenant_id, "displayName": c.display_name} for c in chunk]
