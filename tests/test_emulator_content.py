@@ -592,3 +592,46 @@ def test_assigned_ratio_controls_how_much_is_assigned(tmp_path: Path) -> None:
                 assert emu.assignments(every.tenant_id, ptype, o["id"]), ptype
             assert not any(emu.assignments(none.tenant_id, ptype, o["id"])
                            for o in emu.objects(none.tenant_id, ptype))
+
+
+def test_administrative_templates_serve_definition_and_presentation_values(emu: Emulator,
+                                                                           graph: httpx.Client) -> None:
+    gpc = "/beta/deviceManagement/groupPolicyConfigurations"
+    oid = emu.objects(TID, "groupPolicyConfiguration")[0]["id"]
+    stored = emu.entity(TID, "groupPolicyConfiguration", oid)["definitionValues"]
+    assert 2 <= len(stored) <= 8
+    plain = graph.get(f"{gpc}/{oid}/definitionValues").json()["value"]
+    assert {v["id"] for v in plain} == {v["id"] for v in stored}
+    assert not any("definition" in v or "presentationValues" in v for v in plain)
+    expanded = graph.get(f"{gpc}/{oid}/definitionValues?$expand=definition").json()["value"]
+    assert all(v["definition"]["displayName"] and v["definition"]["categoryPath"] for v in expanded)
+    with_values = [v for v in stored if v["presentationValues"]]
+    for value in with_values:
+        url = f"{gpc}/{oid}/definitionValues/{value['id']}/presentationValues?$expand=presentation"
+        served = graph.get(url).json()["value"]
+        assert _canon(served) == _canon(value["presentationValues"])
+        assert all(p["presentation"]["label"] for p in served)
+    inline = graph.get(f"{gpc}/{oid}?$expand=definitionValues").json()["definitionValues"]
+    assert _canon(inline) == _canon(stored)
+    assert graph.get(f"{gpc}/{oid}/definitionValues/00000000-0000-4000-8000-000000000000/"
+                     "presentationValues").status_code == 404
+    # the same definitions (Microsoft's ADMX ids) in every tenant, the values' ids per tenant
+    other = emu.entity(BETA.tenant_id, "groupPolicyConfiguration",
+                       emu.objects(BETA.tenant_id, "groupPolicyConfiguration")[0]["id"])["definitionValues"]
+    assert [v["definition"]["id"] for v in other] == [v["definition"]["id"] for v in stored]
+    assert {v["id"] for v in other}.isdisjoint({v["id"] for v in stored})
+    # scripted changes: switch a setting off, change a presentation value
+    target = stored[0]["definition"]["displayName"]
+    emu.set_setting(TID, "groupPolicyConfiguration", oid, target, False)
+    now = graph.get(f"{gpc}/{oid}/definitionValues").json()["value"]
+    assert next(v for v in now if v["id"] == stored[0]["id"])["enabled"] is False
+    if with_values:
+        value = with_values[0]
+        new = ["a", "b"] if "values" in value["presentationValues"][0] else "changed"
+        emu.set_setting(TID, "groupPolicyConfiguration", oid, value["definition"]["id"], new)
+        served = graph.get(f"{gpc}/{oid}/definitionValues/{value['id']}/presentationValues").json()["value"]
+        first = value["presentationValues"][0]["id"]
+        got = next(p for p in served if p["id"] == first)
+        assert _canon(got.get("values", got.get("value"))) == _canon(new)
+    with pytest.raises(KeyError):
+        emu.set_setting(TID, "groupPolicyConfiguration", oid, "No such ADMX setting", True)

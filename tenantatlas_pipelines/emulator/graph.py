@@ -22,8 +22,10 @@ from .content import (
     gather,
     parse_expand,
     serve_assignments,
+    serve_definition_values,
     serve_object,
     serve_plaintext,
+    serve_presentation_values,
     serve_settings,
 )
 from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id
@@ -225,7 +227,8 @@ def _customers(state: EmulatorState, request: Request, spec_customers: tuple[Gda
 class Route:
     """What a Graph path below the version segment names."""
 
-    kind: str  # list | object | assignments | settings | plaintext | customers | getByIds | group
+    kind: str  # list | object | assignments | settings | plaintext | definitionValues | presentationValues
+    #            | customers | getByIds | group
     ptype: PolicyType | None = None
     object_id: str | None = None
     extra: str | None = None  # the secretReferenceValueId of a plaintext call
@@ -277,6 +280,11 @@ def route(rest: str) -> Route | None:
         m = _PLAINTEXT.match(unquote(tail[0])) if len(tail) == 1 else None
         if m:
             return Route("plaintext", ptype, object_id, m.group(1))
+        if len(tail) == 1 and tail[0].lower() == "definitionvalues":
+            return Route("definitionValues", ptype, object_id)
+        nested = (tail[0].lower(), tail[2].lower()) if len(tail) == 3 else None
+        if nested == ("definitionvalues", "presentationvalues"):
+            return Route("presentationValues", ptype, object_id, unquote(tail[1]))
     return None
 
 
@@ -346,6 +354,11 @@ def serve(state: EmulatorState, request: Request, claims: dict[str, Any], versio
         return serve_settings(state, request, tid, ptype, object_id, opts, pairs, version, log)
     if target.kind == "plaintext":
         return serve_plaintext(state, request, tid, ptype, object_id, target.extra or "", log)
+    if target.kind == "definitionValues":
+        return serve_definition_values(state, request, tid, ptype, object_id, opts, version, log)
+    if target.kind == "presentationValues":
+        return serve_presentation_values(state, request, tid, ptype, object_id, target.extra or "", opts,
+                                         version, log)
     if "filter" in opts and ptype.key == "autopilotDeploymentProfile":
         return graph_error(request, 400, intune_message("Filtering is not supported on this resource",
                                                         new_id()), **log)
