@@ -25,7 +25,7 @@ from .present import encrypt_secrets, encrypt_settings, read_rng, shuffle_arrays
 SETTINGS_PAGE_SIZE = 25
 #: $expand-able navigation properties: lower-cased name -> (property, the types that have it).
 _EXPANDABLE = {"assignments": ("assignments", ASSIGNABLE),
-               "settings": ("settings", frozenset({"settingsCatalogPolicy"})),
+               "settings": ("settings", frozenset({"settingsCatalogPolicy", "endpointSecurityIntent"})),
                "definitionvalues": ("definitionValues", frozenset({"groupPolicyConfiguration"}))}
 _ODATA_TYPE_NAME = {"settingsCatalogPolicy": "deviceManagementConfigurationPolicy"}
 
@@ -131,7 +131,7 @@ def serve_settings(state: EmulatorState, request: Request, tenant_id: str, ptype
                    log: dict[str, Any]) -> Response:
     """One page of a policy's settings. Pages are stable slices (so paging is complete); the order
     inside a page and inside every setting tree varies per read."""
-    if ptype.key != "settingsCatalogPolicy":
+    if ptype.key not in ("settingsCatalogPolicy", "endpointSecurityIntent"):
         return graph_error(request, 400, "Resource not found for the segment 'settings'.", **log)
     paged = window(request, opts, SETTINGS_PAGE_SIZE, log)
     if isinstance(paged, Response):
