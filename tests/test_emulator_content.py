@@ -242,7 +242,8 @@ def test_settings_both_ways_paged_and_realistic(emu: Emulator, graph: httpx.Clie
         assert 20 <= len(pol["settings"]) <= 61 and pol["settingCount"] in (len(pol["settings"]),
                                                                               len(pol["settings"]) - 1)
         first = graph.get(f"{POLICIES}/{pol['id']}/settings").json()
-        assert len(first["value"]) == 25 and first["@odata.count"] == len(pol["settings"])
+        assert len(first["value"]) == min(25, len(pol["settings"]))
+        assert first["@odata.count"] == len(pol["settings"])
         assert ("$skiptoken=" in first.get("@odata.nextLink", "")) == (len(pol["settings"]) > 25)
         paged = _walk(graph, f"{POLICIES}/{pol['id']}/settings")
         assert _canon(paged) == _canon(pol["settings"])
