@@ -20,9 +20,9 @@ CREATE TABLE IF NOT EXISTS snapshot_runs (
     finished_at           timestamptz,
     dagster_run_id        text,
     worker                text,
-    objects_observed      integer NOT NULL DEFAULT 0,
-    versions_new          integer NOT NULL DEFAULT 0,
-    objects_errors        integer NOT NULL DEFAULT 0,
+    objects               integer NOT NULL DEFAULT 0,
+    new_versions          integer NOT NULL DEFAULT 0,
+    items_errors          integer NOT NULL DEFAULT 0,
     references_total      integer NOT NULL DEFAULT 0,
     references_unresolved integer NOT NULL DEFAULT 0,
     requests              integer NOT NULL DEFAULT 0,
@@ -43,9 +43,13 @@ CREATE TABLE IF NOT EXISTS snapshot_run_types (
                      CHECK (status IN ('pending', 'succeeded', 'failed', 'skipped')),
     error_code       text,
     error_message    text,
-    objects_observed integer NOT NULL DEFAULT 0,
-    versions_new     integer NOT NULL DEFAULT 0,
-    objects_errors   integer NOT NULL DEFAULT 0,
+    objects               integer NOT NULL DEFAULT 0,
+    new_versions          integer NOT NULL DEFAULT 0,
+    items_errors          integer NOT NULL DEFAULT 0,
+    -- references this type's objects used that no earlier type of the run had recorded (so the sum over
+    -- types is the run's distinct references)
+    references_total      integer NOT NULL DEFAULT 0,
+    references_unresolved integer NOT NULL DEFAULT 0,
     pages            integer NOT NULL DEFAULT 0,
     requests         integer NOT NULL DEFAULT 0,
     throttled        integer NOT NULL DEFAULT 0,
@@ -132,7 +136,8 @@ CREATE TRIGGER snapshot_references_open_only AFTER INSERT ON snapshot_references
     EXECUTE FUNCTION snapshot_refuse_insert_into_finalised();
 
 -- A run row changes only while running (finalising it is its last change); run rows are never deleted.
--- Per-type rows change only while their run is running.
+-- Per-type rows change only while their run is running, except that a type still `pending` when its run
+-- was closed (abandoned) is failed afterwards.
 CREATE OR REPLACE FUNCTION snapshot_runs_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' OR OLD.status <> 'running' THEN
@@ -147,8 +152,8 @@ CREATE TRIGGER snapshot_runs_immutable BEFORE UPDATE OR DELETE ON snapshot_runs
 
 CREATE OR REPLACE FUNCTION snapshot_run_types_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' OR EXISTS (SELECT 1 FROM snapshot_runs r
-                                   WHERE r.id = OLD.snapshot_run_id AND r.status <> 'running') THEN
+    IF TG_OP = 'DELETE' OR (OLD.status <> 'pending' AND EXISTS (
+            SELECT 1 FROM snapshot_runs r WHERE r.id = OLD.snapshot_run_id AND r.status <> 'running')) THEN
         RAISE EXCEPTION 'snapshot_immutable: the outcome of % in snapshot % cannot change',
             OLD.policy_type, OLD.snapshot_run_id USING ERRCODE = 'check_violation';
     END IF;

@@ -5,7 +5,7 @@
 CREATE OR REPLACE VIEW analyst_snapshot_runs WITH (security_invoker = true) AS
 SELECT t.key AS tenant_key, r.tenant_id, r.id AS snapshot_id, r.selection_name, r.selection_hash, r.status,
        r.had_errors, r.error_codes, r.error_message, r.started_at, r.finished_at,
-       r.finished_at - r.started_at AS duration, r.objects_observed, r.versions_new, r.objects_errors,
+       r.finished_at - r.started_at AS duration, r.objects, r.new_versions, r.items_errors,
        r.references_total, r.references_unresolved, r.requests, r.throttled, r.retries, r.dagster_run_id
 FROM snapshot_runs r JOIN tenants t ON t.tenant_id = r.tenant_id;
 

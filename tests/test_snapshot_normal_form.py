@@ -22,6 +22,7 @@ from tenantatlas_pipelines.snapshots import (
     diff,
     normal_content,
     version_document,
+    with_reference_names,
 )
 from tenantatlas_pipelines.snapshots.capture import capture_object
 from tenantatlas_pipelines.snapshots.normal_form import as_set
@@ -218,23 +219,24 @@ RAW_ASSIGNMENTS = [
 def test_assignment_records_resolve_names_and_drop_empty_filters() -> None:
     refs = ReferenceIndex([Reference(RefKind.GROUP, "g1", "Sales", GroupType.DYNAMIC),
                            Reference(RefKind.ASSIGNMENT_FILTER, "f1", "Corporate")])
-    records = assignment_records(RAW_ASSIGNMENTS, refs, "mobileApp")
+    stored = assignment_records(RAW_ASSIGNMENTS, "mobileApp")
+    assert "Sales" not in str(stored)  # hashed content holds ids; names are joined in on read
+    records = with_reference_names({"assignments": stored}, refs)["assignments"]
     assert records == as_set([
         {"target_kind": "group", "group_id": "g1", "group_name": "Sales", "filter_id": "f1",
          "filter_name": "Corporate", "filter_mode": "exclude", "intent": "required"},
         {"target_kind": "exclusion_group", "group_id": "g2"},
         {"target_kind": "all_licensed_users"},
     ])
-    assert assignment_records(list(reversed(RAW_ASSIGNMENTS)), refs) == records
+    assert assignment_records(list(reversed(RAW_ASSIGNMENTS)), "mobileApp") == stored
 
 
 def test_assignment_changes_are_reported_per_assignment() -> None:
-    refs = ReferenceIndex([Reference(RefKind.GROUP, "g1", "Sales")])
-    before = capture_object(PT, {"id": "o", "displayName": "P"}, assignments=RAW_ASSIGNMENTS, refs=refs)
+    before = capture_object(PT, {"id": "o", "displayName": "P"}, assignments=RAW_ASSIGNMENTS)
     moved = copy.deepcopy(RAW_ASSIGNMENTS)
     moved[0]["target"]["deviceAndAppManagementAssignmentFilterType"] = "include"
     moved.append({"target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}})
-    after = capture_object(PT, {"id": "o", "displayName": "P"}, assignments=moved, refs=refs)
+    after = capture_object(PT, {"id": "o", "displayName": "P"}, assignments=moved)
     changes = {c.path: (c.old, c.new) for c in diff(before.document, after.document)}
     assert changes == {
         "assignments[all_devices]": (None, {"target_kind": "all_devices"}),
@@ -248,7 +250,7 @@ def test_reference_canonicaliser_compares_two_tenants_by_name() -> None:
                                Reference(RefKind.SCOPE_TAG, tag, "Helpdesk")])
         raw = [{"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group_id}}]
         doc = version_document(normal_content(PT, {"displayName": "P", "roleScopeTagIds": [tag]}),
-                               assignment_records(raw, refs))
+                               assignment_records(raw))
         return doc, refs
 
     (a, refs_a), (b, refs_b) = side("g-aaa", "1"), side("g-bbb", "7")

@@ -60,13 +60,13 @@ def test_unchanged_second_snapshot_adds_no_versions(db: Database, setup) -> None
         second = insert_snapshot(scope, setup, _objects(), references=[SALES, WIN, DEFAULT_TAG])
         assert versions == 3 and _count(conn, "object_versions") == 3
         run1, run2 = snapshot_runs.get_snapshot(scope, first), snapshot_runs.get_snapshot(scope, second)
-        assert (run1.versions_new, run2.versions_new) == (3, 0)
-        assert run2.objects_observed == 3 and run2.status == "succeeded" and not run2.had_errors
+        assert (run1.new_versions, run2.new_versions) == (3, 0)
+        assert run2.objects == 3 and run2.status == "succeeded" and not run2.had_errors
         same = {o.external_id: o.version_id for o in objects_of_snapshot(scope, first)}
         assert same == {o.external_id: o.version_id for o in objects_of_snapshot(scope, second)}
         # A real change makes exactly one new version of exactly that object.
         third = insert_snapshot(scope, setup, _objects(ssid="guest"), references=[SALES, WIN, DEFAULT_TAG])
-        assert snapshot_runs.get_snapshot(scope, third).versions_new == 1
+        assert snapshot_runs.get_snapshot(scope, third).new_versions == 1
         history = versions_of_object(scope, "deviceConfiguration", "dc-1")
         assert [v.snapshot_ids for v in history] == [(first, second), (third,)]
         assert history[0].first_snapshot_id == first
@@ -89,6 +89,10 @@ def test_objects_content_and_references_read_back(db: Database, setup) -> None:
         sc = object_in_snapshot(scope, sid, "settingsCatalogPolicy", "sc-1")
         assert sc is not None
         assert sc.content == {"name": "Defender", "settings": {"defender_rtp": "defender_rtp_1"}}
+        # Stored and hashed: ids only; the names come from the snapshot's references on read.
+        stored = object_in_snapshot(scope, sid, "deviceConfiguration", "dc-1", names=False)
+        assert stored is not None and stored.content_hash == obj.content_hash
+        assert "Sales" not in str(stored.content) and "g-sales" in str(stored.content)
         refs = {(r.kind, r.ref_id): r for r in references_of_snapshot(scope, sid)}
         assert refs[(RefKind.GROUP, "g-gone")].resolved is False
         assert refs[(RefKind.GROUP, "g-sales")] == SALES
@@ -157,8 +161,8 @@ def test_finalised_snapshots_and_versions_are_immutable(db: Database, setup) -> 
 def test_abandoned_snapshot_is_finalised_failed(db: Database, setup) -> None:
     with db.connect() as conn:
         scope = tenant_scope(conn, TENANT_A)
-        stale = snapshot_runs.start_snapshot(scope, setup, dagster_run_id=None, worker="dead:1")
-        assert snapshot_runs.mark_abandoned(scope, setup.selection_hash) == [stale]
+        stale = snapshot_runs.LEDGER.start_run(scope, setup, dagster_run_id=None, worker="dead:1")
+        assert snapshot_runs.LEDGER.mark_abandoned(scope, setup.selection_hash) == [stale]
         run = snapshot_runs.get_snapshot(scope, stale)
         assert run.status == "failed" and run.error_codes == ["run_abandoned"]
         assert {t.status for t in run.types} == {"failed"}

@@ -9,7 +9,7 @@ Storage is in `store/snapshot_runs.py`, `store/object_versions.py`, `store/snaps
 `store/snapshot_references.py`.
 """
 
-from .assignments import assignment_record, assignment_records
+from .assignments import assignment_record, assignment_records, with_reference_names
 from .diff import Change, canonicalise_references, diff, render_path
 from .normal_form import content_hash, normal_content, version_document
 from .references import GroupType, Reference, ReferenceIndex, RefKind, group_reference, references_in
@@ -34,4 +34,5 @@ __all__ = [
     "render_path",
     "snapshot_key_from_env",
     "version_document",
+    "with_reference_names",
 ]

@@ -14,7 +14,6 @@ from ..canonical import canonical_dumps, sha256_text
 from ..policy_types import REGISTRY
 from .assignments import assignment_records
 from .normal_form import normal_content, version_document
-from .references import ReferenceIndex
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,12 @@ def capture_object(
     raw: Mapping[str, Any],
     *,
     assignments: Iterable[Mapping[str, Any]] | None = None,
-    refs: ReferenceIndex | None = None,
     key: bytes | None = None,
 ) -> CapturedObject:
     """Normalise one raw object; `assignments` default to the raw object's own (`$expand`) ones."""
     raw_assignments = list(assignments if assignments is not None else raw.get("assignments") or [])
     document = version_document(
-        normal_content(policy_type, raw, key), assignment_records(raw_assignments, refs, policy_type)
+        normal_content(policy_type, raw, key), assignment_records(raw_assignments, policy_type)
     )
     text = canonical_dumps(document)  # serialised once: hashed here, stored as is
     return CapturedObject(

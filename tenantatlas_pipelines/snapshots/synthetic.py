@@ -16,13 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import snapshot_runs
 from ..store.scope import TenantScope
 from ..store.selections import Selection
 from ..store.snapshot_objects import record_objects
 from ..store.snapshot_references import record_references
+from ..store.snapshot_runs import LEDGER
 from .capture import capture_object
-from .references import Reference, ReferenceIndex, references_in
+from .references import Reference, references_in
 
 
 @dataclass(frozen=True)
@@ -74,34 +74,30 @@ def insert_snapshot(
     the objects use but `references` does not list are stored unresolved (dangling)."""
     failed_types = dict(failed_types or {})
     refs = list(references)
-    index = ReferenceIndex(refs)
-    run_id = snapshot_runs.start_snapshot(scope, selection, dagster_run_id=dagster_run_id, worker="synthetic")
+    run_id = LEDGER.start_run(scope, selection, dagster_run_id=dagster_run_id, worker="synthetic")
     captured = [
-        capture_object(o.policy_type, {**o.content, "id": o.external_id}, assignments=o.assignments,
-                       refs=index, key=key)
+        capture_object(o.policy_type, {**o.content, "id": o.external_id}, assignments=o.assignments, key=key)
         for o in objects
     ]
     by_type: dict[str, list[Any]] = {}
     for obj in captured:
         by_type.setdefault(obj.policy_type, []).append(obj)
-    for policy_type in selection.policy_types:
-        batch = by_type.pop(policy_type, [])
-        record_objects(scope, run_id, policy_type, batch, pages=1)
-        code = failed_types.get(policy_type)
-        snapshot_runs.finish_type(
-            scope, run_id, policy_type, status="failed" if code else "succeeded", error_code=code,
-            error_message=f"{policy_type} could not be read" if code else None,
-        )
-    if by_type:
-        raise ValueError(f"objects of types outside the selection: {sorted(by_type)}")
+    unknown = sorted(set(by_type) - set(selection.policy_types))
+    if unknown:
+        raise ValueError(f"objects of types outside the selection: {unknown}")
     used = set().union(*(references_in(o.document) for o in captured)) if captured else set()
     known = {(r.kind, r.ref_id) for r in refs}
-    dangling = [Reference(kind, ref_id, resolved=False) for kind, ref_id in sorted(used - known)]
-    stored = refs + dangling
-    with scope.conn.transaction():
-        record_references(scope, run_id, stored)
-    snapshot_runs.finalize_snapshot(
-        scope, run_id, status=status, references_total=len(stored),
-        references_unresolved=sum(not r.resolved for r in stored),
-    )
+    stored = refs + [Reference(kind, ref_id, resolved=False) for kind, ref_id in sorted(used - known)]
+    for i, policy_type in enumerate(selection.policy_types):
+        record_objects(scope, run_id, policy_type, by_type.get(policy_type, []), pages=1)
+        if i == 0:  # the run's references, counted on its first type (the run sums its types)
+            record_references(scope, run_id, policy_type, stored)
+        code = failed_types.get(policy_type)
+        LEDGER.finish_type(
+            scope, run_id, policy_type, status="failed" if code else "succeeded", error_code=code,
+            error_message=f"{policy_type} could not be read" if code else None,
+            requests=0, throttled=0, retries=0,
+        )
+    codes = sorted(set(failed_types.values()))
+    LEDGER.finalize_run(scope, run_id, status=status, error_codes=codes, error_message=None)
     return run_id

@@ -13,10 +13,13 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from ..snapshots.assignments import with_reference_names
 from ..snapshots.capture import CapturedObject
+from ..snapshots.references import ReferenceIndex
 from . import snapshot_runs
 from .object_versions import store_versions
 from .scope import TenantScope
+from .snapshot_references import references_of_snapshot
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def record_objects(
 
 @dataclass(frozen=True)
 class SnapshotObject:
-    """One object as a snapshot saw it."""
+    """One object as a snapshot saw it; `content` has its assignments named from the snapshot's
+    references unless read with `names=False` (the stored, hashed form)."""
 
     policy_type: str
     external_id: str
@@ -79,27 +83,35 @@ WHERE o.tenant_id = %(t)s AND o.snapshot_run_id = %(s)s AND v.tenant_id = %(t)s
 ORDER BY v.policy_type, v.external_id"""
 
 
-def objects_of_snapshot(
-    scope: TenantScope, snapshot_id: int, *, policy_types: Sequence[str] | None = None,
-    with_content: bool = True,
+def _read(
+    scope: TenantScope, snapshot_id: int, types: Sequence[str] | None, external_id: str | None,
+    with_content: bool, names: bool,
 ) -> list[SnapshotObject]:
-    """Every object a snapshot saw (optionally of some types), with its normal-form content."""
     sql = _SELECT.format(content="v.content" if with_content else "NULL::jsonb")
     with scope.conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             sql, {"t": scope.tenant_id, "s": snapshot_id,
-                  "types": list(policy_types) if policy_types is not None else None, "ext": None},
+                  "types": list(types) if types is not None else None, "ext": external_id},
         ).fetchall()
+    if with_content and names and rows:
+        refs = ReferenceIndex(references_of_snapshot(scope, snapshot_id))
+        for row in rows:
+            row["content"] = with_reference_names(row["content"], refs)
     return [SnapshotObject(**r) for r in rows]
 
 
+def objects_of_snapshot(
+    scope: TenantScope, snapshot_id: int, *, policy_types: Sequence[str] | None = None,
+    with_content: bool = True, names: bool = True,
+) -> list[SnapshotObject]:
+    """Every object a snapshot saw (optionally of some types), ordered by type and id, with its
+    normal-form content (assignments named from the snapshot's references unless `names=False`)."""
+    return _read(scope, snapshot_id, policy_types, None, with_content, names)
+
+
 def object_in_snapshot(
-    scope: TenantScope, snapshot_id: int, policy_type: str, external_id: str
+    scope: TenantScope, snapshot_id: int, policy_type: str, external_id: str, *, names: bool = True
 ) -> SnapshotObject | None:
     """One object in one snapshot, or None when the snapshot did not see it."""
-    with scope.conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            _SELECT.format(content="v.content"),
-            {"t": scope.tenant_id, "s": snapshot_id, "types": [policy_type], "ext": external_id},
-        ).fetchone()
-    return SnapshotObject(**row) if row else None
+    found = _read(scope, snapshot_id, [policy_type], external_id, True, names)
+    return found[0] if found else None
