@@ -15,6 +15,7 @@ from tenantatlas_pipelines.defs.snapshot_reporting import snapshot_metadata
 from tenantatlas_pipelines.emulator import Emulator, Fault
 from tests.test_dagster_cli import TENANTS, configured, emulator, isolated_env  # noqa: F401
 
+
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
