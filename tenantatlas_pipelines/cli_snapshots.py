@@ -221,3 +221,34 @@ def show(tenant: str, policy_type: str, external_id: str, snapshot_id: int | Non
     click.echo("\nversions:")
     print_table([[v["content_hash"][:16], v["first_captured_at"], ",".join(map(str, v["snapshot_ids"]))]
                  for v in doc["versions"]], ["content_hash", "first_captured_at", "snapshot_ids"])
+
+
+def snapshot_round(
+    instance: DagsterInstance, db: Database, refs: list[PartitionRef] | tuple[PartitionRef, ...],
+    log_level: str = "CRITICAL",
+) -> list[dict[str, Any]]:
+    """One snapshot per tenant of `refs` (of its broadest selection: `all` when synced), through Dagster;
+    the demo's snapshot round."""
+    from .defs.partitions import PartitionRef
+
+    chosen: dict[str, str] = {}
+    for ref in refs:
+        if ref.tenant not in chosen or ref.selection == "all":
+            chosen[ref.tenant] = ref.selection
+    rows = []
+    for n, (tenant, selection) in enumerate(chosen.items(), 1):
+        click.echo(f"[snapshot {n}/{len(chosen)}] {tenant}/{selection} ...", nl=False, err=True)
+        summary = materialize_snapshot(instance, db, PartitionRef(tenant, selection), log_level)
+        click.echo(f" {summary['status']} ({summary['seconds']:.1f}s)", err=True)
+        rows.append(summary)
+    return rows
+
+
+def print_snapshot_round(rows: list[dict[str, Any]]) -> None:
+    """The demo's snapshot summary, printed under the sync round it followed."""
+    click.echo("\nSnapshots (full content, normal form, content-addressed):")
+    print_table([summary_row(s) for s in rows], SUMMARY_HEADERS)
+    objects = sum(int(s.get("objects") or 0) for s in rows)
+    versions = sum(int(s.get("new_versions") or 0) for s in rows)
+    click.echo(f"\n{len(rows)} snapshots: {objects} objects, {versions} new versions "
+               "(see `tenantatlas snapshots list` and `tenantatlas show`)")
