@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -108,11 +110,62 @@ def fetch_details(
     return out
 
 
+_DONE = object()
+
+
+def prefetched(pages: Iterable[ObjectPage], depth: int = 1) -> Iterator[ObjectPage]:
+    """The same pages, read up to `depth` pages ahead on a thread while the caller stores the current
+    one: a collection's pages come one after the other (each needs the previous nextLink), so reading
+    the next while normalising and writing this one takes the store off the critical path. Memory stays
+    bounded (`depth` + 2 pages); an error of the reader is raised here, where the page would have been;
+    closing this generator early stops the reader at its next page."""
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not put(page):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put(exc)
+
+    reader = threading.Thread(target=read, name="snapshot-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+
+
 def iter_object_pages(
     graph: GraphClient, tenant_id: str, policy_type: str, stats: RequestStats, strategy: Strategy
 ) -> Iterator[ObjectPage]:
-    """Every page of the type's collection with complete objects; raises GraphError when the type cannot
-    be read completely (pages already yielded stay valid)."""
+    """Every page of the type's collection with complete objects, read one page ahead (`prefetched`);
+    raises GraphError when the type cannot be read completely (pages already yielded stay valid)."""
+    return prefetched(_object_pages(graph, tenant_id, policy_type, stats, strategy))
+
+
+def _object_pages(
+    graph: GraphClient, tenant_id: str, policy_type: str, stats: RequestStats, strategy: Strategy
+) -> Iterator[ObjectPage]:
     entry = get_policy_type(policy_type)
     expand = expand_for(policy_type)
     query = {"$expand": expand} if expand and strategy is Strategy.EXPAND else None
