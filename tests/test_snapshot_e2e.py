@@ -268,8 +268,9 @@ def test_administrative_templates_are_read_below_the_object(
     stored = policy.content["definitionValues"]
     assert set(stored) == {v["definition"]["id"] for v in truth}
     some = truth[0]
-    assert stored[some["definition"]["id"]]["definition"]["displayName"] == some["definition"]["displayName"]
-    assert len(stored[some["definition"]["id"]].get("presentationValues", {})) == len(some["presentationValues"])
+    entry = stored[some["definition"]["id"]]
+    assert entry["definition"]["displayName"] == some["definition"]["displayName"]
+    assert len(entry.get("presentationValues", {})) == len(some["presentationValues"])
     # Real Graph has no one-level $expand for this content: the snapshot asks per policy and per value.
     paths = {r.path for r in emulator.request_log if r.batch is not None}
     assert any(p.endswith("/presentationValues") for p in paths)
