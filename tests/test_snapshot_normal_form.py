@@ -42,7 +42,9 @@ VALUES = st.recursive(
 DOCS = st.dictionaries(KEYS, VALUES, min_size=1, max_size=6)
 PT = "deviceConfiguration"
 # Other builds share this machine: generation speed and run time are not what these tests are about.
-LOADED_MACHINE = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+LOADED_MACHINE = {
+    "deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]
+}
 
 
 def h(raw: dict[str, Any], key: bytes | None = None, policy_type: str = PT) -> str:
