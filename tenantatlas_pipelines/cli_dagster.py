@@ -208,17 +208,7 @@ def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict
 
 def _failure_summary(result: Any, ref: PartitionRef) -> dict[str, Any]:
     """No ledger row: the run was refused before the engine started; say why with the failure's text."""
-    message = "the Dagster run failed before the sync started"
-    codes: list[str] = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_key == "inventory_sync":
-            data = event.step_failure_data
-            message = (data.user_failure_data.description if data.user_failure_data else None) or (
-                data.error.message.strip() if data.error else message
-            )
-            meta = data.user_failure_data.metadata if data.user_failure_data else {}
-            if "error_codes" in meta:
-                codes = [c for c in str(meta["error_codes"].value).split(", ") if c and c != "none"]
+    message, codes = step_failure(result, "inventory_sync", "the Dagster run failed before the sync started")
     return {
         "sync_run_id": None,
         "status": "failed",
@@ -317,6 +307,12 @@ _emulator_option = click.option(
     help="With the emulator: then remove two objects in one tenant, revoke a permission in another, "
     "and sync those partitions again, so missing items show with high and low confidence.",
 )
+@click.option(
+    "--snapshots/--no-snapshots",
+    default=True,
+    show_default=True,
+    help="After the first sync round, take one snapshot (full content) of every tenant.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON instead of a table.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up).")
 @handle_errors
@@ -326,6 +322,7 @@ def demo(
     selections: tuple[str, ...],
     scale: float,
     drift: bool,
+    snapshots: bool,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -346,8 +343,13 @@ def demo(
             )
         level = "INFO" if verbose else "CRITICAL"
         rounds: list[tuple[str, list[PartitionOutcome]]] = []
+        snapshot_rows: list[dict[str, Any]] = []
         with open_instance() as instance:
             rounds.append(("", _run_partitions(instance, st.db, refs, level)))
+            if snapshots:
+                from .cli_snapshots import snapshot_round
+
+                snapshot_rows = snapshot_round(instance, st.db, refs, level)
             if drift and st.emulator is not None:
                 story, again = _simulate_drift(st.emulator, st.db, refs)
                 if again:
@@ -368,7 +370,9 @@ def demo(
                     }
                     for n, (_, outcomes) in enumerate(rounds, 1)
                     for o in outcomes
-                ],
+                ]
+                + [{**s, "round": "snapshots", "tenant": s["tenant_key"], "selection": s["selection_name"]}
+                   for s in snapshot_rows],
                 default=str,
                 indent=2,
             )
@@ -384,6 +388,10 @@ def demo(
         click.echo(
             f"\n{len(outcomes)} partitions: " + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
         )
+        if n == 1 and snapshot_rows:
+            from .cli_snapshots import print_snapshot_round
+
+            print_snapshot_round(snapshot_rows)
     if len(rounds) > 1:
         click.echo(
             "missing_high: gone from a run that read everything; missing_low: not seen, but the run "
@@ -478,6 +486,43 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def checked_partition(db: Database, tenant: str, selection: str) -> PartitionRef:
+    """The partition of an enabled tenant and a known selection, refused (with its code) before anything
+    is recorded in Dagster."""
+    from .defs.partitions import SELECTION_NAMES, PartitionRef
+    from .store.selections import get_selection
+    from .store.tenants import get_tenant
+
+    with db.connect() as conn:
+        t = get_tenant(conn, tenant)
+        if not t.enabled:
+            raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {t.key!r} is disabled")
+        get_selection(conn, selection)
+    if selection not in SELECTION_NAMES:
+        raise TenantAtlasError(
+            ErrorCode.UNKNOWN_SELECTION,
+            f"selection {selection!r} is not a partition of "
+            f"the loaded definitions ({', '.join(SELECTION_NAMES)})",
+        )
+    return PartitionRef(t.key, selection)
+
+
+def step_failure(result: Any, step_key: str, default: str) -> tuple[str, list[str]]:
+    """Why a Dagster run's step failed (its Failure description or error) and the error codes in its
+    metadata; `default` when the step did not fail with a message."""
+    message, codes = default, []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key == step_key:
+            data = event.step_failure_data
+            message = (data.user_failure_data.description if data.user_failure_data else None) or (
+                data.error.message.strip() if data.error else message
+            )
+            meta = data.user_failure_data.metadata if data.user_failure_data else {}
+            if "error_codes" in meta:
+                codes = [c for c in str(meta["error_codes"].value).split(", ") if c and c != "none"]
+    return message, codes
+
+
 @click.command("sync")
 @click.option("--tenant", required=True, help="Tenant key.")
 @click.option("--selection", required=True, help="Named selection.")
@@ -490,29 +535,13 @@ def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     Exit status 0 only when the sync succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
     """
     from .db import Database
-    from .store.selections import get_selection
-    from .store.tenants import get_tenant
 
     _quiet_dagster()
     db = Database.from_env()
-    with db.connect() as conn:  # refuse unknown names before anything is recorded in Dagster
-        t = get_tenant(conn, tenant)
-        if not t.enabled:
-            raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {t.key!r} is disabled")
-        get_selection(conn, selection)
-    from .defs.partitions import SELECTION_NAMES, PartitionRef
-
-    if selection not in SELECTION_NAMES:
-        raise TenantAtlasError(
-            ErrorCode.UNKNOWN_SELECTION,
-            f"selection {selection!r} is not a partition of "
-            f"the loaded definitions ({', '.join(SELECTION_NAMES)})",
-        )
+    ref = checked_partition(db, tenant, selection)
     _, env = _instance_env(db)
     with _environ(env), open_instance() as instance:
-        outcome = materialize_partition(
-            instance, db, PartitionRef(t.key, selection), "INFO" if verbose else "CRITICAL"
-        )
+        outcome = materialize_partition(instance, db, ref, "INFO" if verbose else "CRITICAL")
     summary = {
         **outcome.ledger,
         "dagster_run_id": outcome.dagster_run_id,
