@@ -34,7 +34,7 @@ def _body(request: Request) -> Any:
 
 def handle_admin(state: EmulatorState, request: Request) -> Response:
     """Route one admin call. Unknown routes are 404, bad input 400 with a readable message."""
-    parts = [unquote(p) for p in request.path[len(PREFIX):].strip("/").split("/") if p]
+    parts = [unquote(p) for p in request.path[len(PREFIX) :].strip("/").split("/") if p]
     method = request.method
     try:
         return _route(state, request, method, parts)
@@ -64,7 +64,7 @@ def _route(state: EmulatorState, request: Request, method: str, parts: list[str]
                 records = [r.to_json() for r in state.log]
             since = dict(parse_qsl(request.query)).get("since")
             if since is not None:
-                records = records[int(since):]
+                records = records[int(since) :]
             return _ok(records)
         if method == "DELETE":
             with state.lock:

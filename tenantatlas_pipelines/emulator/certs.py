@@ -26,8 +26,9 @@ def make_tls_files(state_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "loca
     state_dir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="TenantAtlas emulator CA")
     leaf = ca.issue_cert(*hosts, common_name=hosts[0])
-    files = TlsFiles(state_dir / "emulator-ca.pem", state_dir / "emulator-cert.pem",
-                     state_dir / "emulator-key.pem")
+    files = TlsFiles(
+        state_dir / "emulator-ca.pem", state_dir / "emulator-cert.pem", state_dir / "emulator-key.pem"
+    )
     ca.cert_pem.write_to_path(str(files.ca_path))
     with open(files.cert_path, "wb") as fh:
         for blob in leaf.cert_chain_pems:

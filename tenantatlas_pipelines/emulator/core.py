@@ -22,8 +22,9 @@ from .data import Collection, TenantSpec
 from .faults import FaultBook
 
 JSON_CT = "application/json; charset=utf-8"
-GRAPH_CT = ("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
-            "charset=utf-8")
+GRAPH_CT = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,15 @@ def new_id() -> str:
 class EmulatorState:
     """Tenants, collections, faults, rate-limit windows and the request log, behind one lock."""
 
-    def __init__(self, tenants: Iterable[TenantSpec], client_id: str, client_secret: str, seed: int,
-                 latency_ms: float, token_lifetime: int) -> None:
+    def __init__(
+        self,
+        tenants: Iterable[TenantSpec],
+        client_id: str,
+        client_secret: str,
+        seed: int,
+        latency_ms: float,
+        token_lifetime: int,
+    ) -> None:
         self.lock = threading.RLock()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -131,7 +139,8 @@ class EmulatorState:
             self.tenants[spec.tenant_id] = spec
             for ptype in REGISTRY:
                 self.collections[(spec.tenant_id, ptype)] = Collection(
-                    self.seed, spec.tenant_id, ptype, spec.size_of(ptype))
+                    self.seed, spec.tenant_id, ptype, spec.size_of(ptype)
+                )
 
     def tenant_by_alias(self, alias: str) -> TenantSpec | None:
         """A tenant by GUID or initial domain (``key.onmicrosoft.com``), case-insensitively, as Entra does."""
@@ -174,9 +183,15 @@ class EmulatorState:
                 data = spec.to_json()
                 data["counts"] = {k: self.collections[(spec.tenant_id, k)].count() for k in REGISTRY}
                 tenants.append(data)
-        return {"base_url": self.base_url, "authority_host": self.base_url, "graph_url": self.base_url,
-                "client_id": self.client_id, "seed": self.seed, "tenants": tenants,
-                "faults": self.faults.snapshot()}
+        return {
+            "base_url": self.base_url,
+            "authority_host": self.base_url,
+            "graph_url": self.base_url,
+            "client_id": self.client_id,
+            "seed": self.seed,
+            "tenants": tenants,
+            "faults": self.faults.snapshot(),
+        }
 
     # --- rate limiting --------------------------------------------------------------------------------
 
@@ -207,11 +222,20 @@ class EmulatorState:
     def record(self, request: Request, response: Response, started: float, wall: float) -> None:
         if response.endpoint == "admin":
             return
-        rec = RequestRecord(time=started, wall_time=wall, method=request.method, path=request.path,
-                            query=request.query if response.endpoint != "token" else "",
-                            endpoint=response.endpoint, tenant_id=response.tenant_id,
-                            policy_type=response.policy_type, status=response.status,
-                            retry_after=response.retry_after, client_id=response.client_id,
-                            fault=response.fault, items=response.items)
+        rec = RequestRecord(
+            time=started,
+            wall_time=wall,
+            method=request.method,
+            path=request.path,
+            query=request.query if response.endpoint != "token" else "",
+            endpoint=response.endpoint,
+            tenant_id=response.tenant_id,
+            policy_type=response.policy_type,
+            status=response.status,
+            retry_after=response.retry_after,
+            client_id=response.client_id,
+            fault=response.fault,
+            items=response.items,
+        )
         with self.lock:
             self.log.append(rec)

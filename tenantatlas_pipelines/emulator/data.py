@@ -20,15 +20,29 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 #: Objects per type of a typical mid-sized tenant (~340 objects; several pages of settings catalog).
-DEFAULT_SIZES: Mapping[str, int] = MappingProxyType({
-    "deviceConfiguration": 40, "deviceCompliancePolicy": 12, "settingsCatalogPolicy": 60,
-    "groupPolicyConfiguration": 15, "endpointSecurityIntent": 8, "mobileApp": 90,
-    "appProtectionPolicy": 10, "appConfigurationPolicy": 8, "enrollmentConfiguration": 6,
-    "autopilotDeploymentProfile": 4, "deviceManagementScript": 10, "deviceHealthScript": 12,
-    "windowsFeatureUpdateProfile": 3, "windowsQualityUpdateProfile": 3, "roleScopeTag": 5,
-    "assignmentFilter": 10, "notificationMessageTemplate": 4, "termsAndConditions": 2,
-    "conditionalAccessPolicy": 18,
-})
+DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
+    {
+        "deviceConfiguration": 40,
+        "deviceCompliancePolicy": 12,
+        "settingsCatalogPolicy": 60,
+        "groupPolicyConfiguration": 15,
+        "endpointSecurityIntent": 8,
+        "mobileApp": 90,
+        "appProtectionPolicy": 10,
+        "appConfigurationPolicy": 8,
+        "enrollmentConfiguration": 6,
+        "autopilotDeploymentProfile": 4,
+        "deviceManagementScript": 10,
+        "deviceHealthScript": 12,
+        "windowsFeatureUpdateProfile": 3,
+        "windowsQualityUpdateProfile": 3,
+        "roleScopeTag": 5,
+        "assignmentFilter": 10,
+        "notificationMessageTemplate": 4,
+        "termsAndConditions": 2,
+        "conditionalAccessPolicy": 18,
+    }
+)
 assert set(DEFAULT_SIZES) == set(REGISTRY)
 
 #: Whether a rate-limit 429 carries Retry-After: always, never, or every other one (Intune's habit).
@@ -104,46 +118,80 @@ class TenantSpec:
         return int(self.sizes.get(policy_type, DEFAULT_SIZES[policy_type]))
 
     def to_json(self) -> dict[str, Any]:
-        return {"tenant_id": self.tenant_id, "key": self.key, "name": self.name,
-                "sizes": {k: self.size_of(k) for k in REGISTRY}, "licensed": self.licensed,
-                "consented": self.consented,
-                "rate_limit": list(self.rate_limit) if self.rate_limit else None,
-                "rate_limit_retry_after": self.rate_limit_retry_after,
-                "customers": [{"tenant_id": c.tenant_id, "display_name": c.display_name}
-                              for c in self.customers]}
+        return {
+            "tenant_id": self.tenant_id,
+            "key": self.key,
+            "name": self.name,
+            "sizes": {k: self.size_of(k) for k in REGISTRY},
+            "licensed": self.licensed,
+            "consented": self.consented,
+            "rate_limit": list(self.rate_limit) if self.rate_limit else None,
+            "rate_limit_retry_after": self.rate_limit_retry_after,
+            "customers": [{"tenant_id": c.tenant_id, "display_name": c.display_name} for c in self.customers],
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantSpec:
         rate = data.get("rate_limit")
-        return cls(tenant_id=data["tenant_id"], key=data["key"], name=data.get("name", data["key"]),
-                   sizes=dict(data.get("sizes") or {}), licensed=bool(data.get("licensed", True)),
-                   consented=bool(data.get("consented", True)),
-                   rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
-                   rate_limit_retry_after=data.get("rate_limit_retry_after", "alternate"),
-                   customers=tuple(GdapCustomer(c["tenant_id"], c["display_name"])
-                                   for c in data.get("customers") or ()))
+        return cls(
+            tenant_id=data["tenant_id"],
+            key=data["key"],
+            name=data.get("name", data["key"]),
+            sizes=dict(data.get("sizes") or {}),
+            licensed=bool(data.get("licensed", True)),
+            consented=bool(data.get("consented", True)),
+            rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
+            rate_limit_retry_after=data.get("rate_limit_retry_after", "alternate"),
+            customers=tuple(
+                GdapCustomer(c["tenant_id"], c["display_name"]) for c in data.get("customers") or ()
+            ),
+        )
 
 
 _NORTHWIND = {
-    "deviceConfiguration": 350, "deviceCompliancePolicy": 120, "settingsCatalogPolicy": 260,
-    "groupPolicyConfiguration": 160, "endpointSecurityIntent": 40, "mobileApp": 1450,
-    "appProtectionPolicy": 60, "appConfigurationPolicy": 45, "enrollmentConfiguration": 25,
-    "autopilotDeploymentProfile": 12, "deviceManagementScript": 70, "deviceHealthScript": 55,
-    "windowsFeatureUpdateProfile": 8, "windowsQualityUpdateProfile": 8, "roleScopeTag": 30,
-    "assignmentFilter": 80, "notificationMessageTemplate": 15, "termsAndConditions": 5,
+    "deviceConfiguration": 350,
+    "deviceCompliancePolicy": 120,
+    "settingsCatalogPolicy": 260,
+    "groupPolicyConfiguration": 160,
+    "endpointSecurityIntent": 40,
+    "mobileApp": 1450,
+    "appProtectionPolicy": 60,
+    "appConfigurationPolicy": 45,
+    "enrollmentConfiguration": 25,
+    "autopilotDeploymentProfile": 12,
+    "deviceManagementScript": 70,
+    "deviceHealthScript": 55,
+    "windowsFeatureUpdateProfile": 8,
+    "windowsQualityUpdateProfile": 8,
+    "roleScopeTag": 30,
+    "assignmentFilter": 80,
+    "notificationMessageTemplate": 15,
+    "termsAndConditions": 5,
     "conditionalAccessPolicy": 110,
 }
 
 CONTOSO = TenantSpec("6f1d0a52-8b3e-4c2a-9d71-3e5b8c0f4a21", "contoso", "Contoso Ltd.")
-FABRIKAM = TenantSpec("b24e7c19-05d3-4a8f-b6e2-9c1f7a3d5e08", "fabrikam", "Fabrikam, Inc.",
-                      sizes=scaled_sizes(0.15))
-NORTHWIND = TenantSpec("0c9a3f7e-6d21-4b58-8e4f-a7b2d1c63e95", "northwind", "Northwind Traders",
-                       sizes=_NORTHWIND)
-TAILSPIN = TenantSpec("e87b2d40-3a9c-4f16-a05d-52c8e1b9f7a3", "tailspin", "Tailspin Toys (no Intune)",
-                      sizes=scaled_sizes(0.1), licensed=False)
+FABRIKAM = TenantSpec(
+    "b24e7c19-05d3-4a8f-b6e2-9c1f7a3d5e08", "fabrikam", "Fabrikam, Inc.", sizes=scaled_sizes(0.15)
+)
+NORTHWIND = TenantSpec(
+    "0c9a3f7e-6d21-4b58-8e4f-a7b2d1c63e95", "northwind", "Northwind Traders", sizes=_NORTHWIND
+)
+TAILSPIN = TenantSpec(
+    "e87b2d40-3a9c-4f16-a05d-52c8e1b9f7a3",
+    "tailspin",
+    "Tailspin Toys (no Intune)",
+    sizes=scaled_sizes(0.1),
+    licensed=False,
+)
 #: Not in DEMO_TENANTS: a customer that never consented to the app (token endpoint: AADSTS700016).
-WOODGROVE = TenantSpec("4d5c6b7a-1e2f-4a3b-8c9d-0e1f2a3b4c5d", "woodgrove", "Woodgrove Bank (no consent)",
-                       sizes=scaled_sizes(0.1), consented=False)
+WOODGROVE = TenantSpec(
+    "4d5c6b7a-1e2f-4a3b-8c9d-0e1f2a3b4c5d",
+    "woodgrove",
+    "Woodgrove Bank (no consent)",
+    sizes=scaled_sizes(0.1),
+    consented=False,
+)
 
 DEMO_TENANTS: tuple[TenantSpec, ...] = (CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN)
 
@@ -158,9 +206,19 @@ def small_tenants(factor: float = 0.05) -> tuple[TenantSpec, ...]:
     for spec in DEMO_TENANTS:
         sizes = {k: max(1, round(spec.size_of(k) * factor)) for k in DEFAULT_SIZES}
         sizes["settingsCatalogPolicy"] = max(30, sizes["settingsCatalogPolicy"])
-        out.append(TenantSpec(spec.tenant_id, spec.key, spec.name, sizes=sizes, licensed=spec.licensed,
-                              consented=spec.consented, rate_limit=spec.rate_limit,
-                              rate_limit_retry_after=spec.rate_limit_retry_after, customers=spec.customers))
+        out.append(
+            TenantSpec(
+                spec.tenant_id,
+                spec.key,
+                spec.name,
+                sizes=sizes,
+                licensed=spec.licensed,
+                consented=spec.consented,
+                rate_limit=spec.rate_limit,
+                rate_limit_retry_after=spec.rate_limit_retry_after,
+                customers=spec.customers,
+            )
+        )
     return tuple(out)
 
 
@@ -210,8 +268,11 @@ class Collection:
             if slot in self.removed:
                 return None
             replaced = self.replaced.get(slot)
-            return dict(replaced) if replaced is not None else generate(
-                self.seed, self.tenant_id, self.policy_type, slot)
+            return (
+                dict(replaced)
+                if replaced is not None
+                else generate(self.seed, self.tenant_id, self.policy_type, slot)
+            )
         k = slot - self.size
         if 0 <= k < len(self.added) and self.added[k] is not None:
             return dict(self.added[k])  # type: ignore[arg-type]
@@ -228,8 +289,11 @@ class Collection:
         return self.size + len(self.added)
 
     def count(self) -> int:
-        return self.size - len({i for i in self.removed if i < self.size}) + sum(
-            1 for a in self.added if a is not None)
+        return (
+            self.size
+            - len({i for i in self.removed if i < self.size})
+            + sum(1 for a in self.added if a is not None)
+        )
 
     def page(self, start: int, limit: int) -> tuple[list[tuple[int, Payload]], int | None]:
         """Up to `limit` live (slot, payload) pairs from `start`, and the slot to continue at (or None)."""
@@ -263,14 +327,16 @@ class Collection:
             payload = generate(self.seed, self.tenant_id, self.policy_type, f"added-{self._added_counter}")
             while self.slot_of(payload["id"]) is not None:  # astronomically unlikely; stay correct anyway
                 self._added_counter += 1
-                payload = generate(self.seed, self.tenant_id, self.policy_type,
-                                   f"added-{self._added_counter}")
+                payload = generate(
+                    self.seed, self.tenant_id, self.policy_type, f"added-{self._added_counter}"
+                )
         else:
             payload = dict(payload)
             if "id" not in payload:
                 self._added_counter += 1
-                payload["id"] = object_id(self.seed, self.tenant_id, self.policy_type,
-                                          f"explicit-{self._added_counter}")
+                payload["id"] = object_id(
+                    self.seed, self.tenant_id, self.policy_type, f"explicit-{self._added_counter}"
+                )
         external_id = str(payload["id"])
         slot = self.slot_of(external_id)
         if slot is None:

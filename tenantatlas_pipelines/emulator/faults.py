@@ -21,29 +21,37 @@ class FaultKind(StrEnum):
     """Every fault the emulator can play. Values are what the admin API and docs use."""
 
     # Graph collection answers replaced by an error
-    FORBIDDEN = "forbidden"            # 403 Forbidden, missing-scope message
-    STATUS = "status"                  # any status code (500, 503, 504, 404, 400 ...), optional Retry-After
-    THROTTLE = "throttle"              # 429 TooManyRequests, Retry-After seconds / HTTP date / omitted
+    FORBIDDEN = "forbidden"  # 403 Forbidden, missing-scope message
+    STATUS = "status"  # any status code (500, 503, 504, 404, 400 ...), optional Retry-After
+    THROTTLE = "throttle"  # 429 TooManyRequests, Retry-After seconds / HTTP date / omitted
     # Graph collection pages that are broken
     TRUNCATED_PAGE = "truncated_page"  # 200, body cut in the middle of the JSON
     MALFORMED_PAGE = "malformed_page"  # 200, valid JSON but `value` is not a list
     NON_OBJECT_ITEM = "non_object_item"  # a string and a number inserted into `value`
     ITEM_WITHOUT_ID = "item_without_id"  # the first item of the page has no `id`
-    NEXTLINK_LOOP = "nextlink_loop"    # nextLink points at the same page forever (Autopilot bug)
-    DROP_ONE = "drop_one"              # the listing omits one live object (the first, or `external_id`)
-    EMPTY_PAGES = "empty_pages"        # an empty page with a nextLink between real pages
+    NEXTLINK_LOOP = "nextlink_loop"  # nextLink points at the same page forever (Autopilot bug)
+    DROP_ONE = "drop_one"  # the listing omits one live object (the first, or `external_id`)
+    EMPTY_PAGES = "empty_pages"  # an empty page with a nextLink between real pages
     # Entra
-    TOKEN_DOWN = "token_down"          # token endpoint 503 (or connection reset with reset=True)
+    TOKEN_DOWN = "token_down"  # token endpoint 503 (or connection reset with reset=True)
     # any endpoint
-    LATENCY = "latency"                # sleep latency_ms before answering
+    LATENCY = "latency"  # sleep latency_ms before answering
 
 
 #: Faults that replace a Graph answer with an error (the first matching one wins).
 GRAPH_ERROR_KINDS = frozenset({FaultKind.FORBIDDEN, FaultKind.STATUS, FaultKind.THROTTLE})
 #: Faults that damage a page that would otherwise be served (each matching one applies).
-PAGE_KINDS = frozenset({FaultKind.TRUNCATED_PAGE, FaultKind.MALFORMED_PAGE, FaultKind.NON_OBJECT_ITEM,
-                        FaultKind.ITEM_WITHOUT_ID, FaultKind.NEXTLINK_LOOP, FaultKind.DROP_ONE,
-                        FaultKind.EMPTY_PAGES})
+PAGE_KINDS = frozenset(
+    {
+        FaultKind.TRUNCATED_PAGE,
+        FaultKind.MALFORMED_PAGE,
+        FaultKind.NON_OBJECT_ITEM,
+        FaultKind.ITEM_WITHOUT_ID,
+        FaultKind.NEXTLINK_LOOP,
+        FaultKind.DROP_ONE,
+        FaultKind.EMPTY_PAGES,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -138,16 +146,21 @@ class FaultBook:
         with self._lock:
             return [{**a.fault.to_json(), "matched": a.matched, "applied": a.applied} for a in self._armed]
 
-    def _matching(self, kinds: Iterable[FaultKind], tenant_id: str | None,
-                  policy_type: str | None) -> list[_Armed]:
+    def _matching(
+        self, kinds: Iterable[FaultKind], tenant_id: str | None, policy_type: str | None
+    ) -> list[_Armed]:
         kinds = frozenset(kinds)
-        return [a for a in self._armed
-                if a.fault.kind in kinds
-                and (a.fault.tenant_id is None or a.fault.tenant_id == tenant_id)
-                and (a.fault.policy_type is None or a.fault.policy_type == policy_type)]
+        return [
+            a
+            for a in self._armed
+            if a.fault.kind in kinds
+            and (a.fault.tenant_id is None or a.fault.tenant_id == tenant_id)
+            and (a.fault.policy_type is None or a.fault.policy_type == policy_type)
+        ]
 
-    def first(self, kinds: Iterable[FaultKind], tenant_id: str | None,
-              policy_type: str | None) -> Fault | None:
+    def first(
+        self, kinds: Iterable[FaultKind], tenant_id: str | None, policy_type: str | None
+    ) -> Fault | None:
         """The first matching fault that applies to this request; later faults are not counted."""
         with self._lock:
             for armed in self._matching(kinds, tenant_id, policy_type):
@@ -155,8 +168,9 @@ class FaultBook:
                     return armed.fault
         return None
 
-    def all(self, kinds: Iterable[FaultKind], tenant_id: str | None,
-            policy_type: str | None) -> list[tuple[Fault, dict[str, Any]]]:
+    def all(
+        self, kinds: Iterable[FaultKind], tenant_id: str | None, policy_type: str | None
+    ) -> list[tuple[Fault, dict[str, Any]]]:
         """Every matching fault that applies to this request, with its scratch dict."""
         with self._lock:
             return [(a.fault, a.memo) for a in self._matching(kinds, tenant_id, policy_type) if a.hit()]

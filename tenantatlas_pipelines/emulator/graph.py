@@ -29,13 +29,20 @@ VERSIONS = ("beta", "v1.0")
 FIXED_PAGE_SIZE = frozenset({"settingsCatalogPolicy", "mobileApp"})
 #: How nextLinks continue: "skiptoken" (default), "skiptoken2" (double-encoded) or "skip" ($skip=N).
 PAGING_STYLE: dict[str, str] = {
-    "roleScopeTag": "skip", "assignmentFilter": "skip", "termsAndConditions": "skip",
-    "groupPolicyConfiguration": "skiptoken2", "deviceHealthScript": "skiptoken2",
+    "roleScopeTag": "skip",
+    "assignmentFilter": "skip",
+    "termsAndConditions": "skip",
+    "groupPolicyConfiguration": "skiptoken2",
+    "deviceHealthScript": "skiptoken2",
 }
 #: GDAP: the customers of a partner tenant (TenantSpec.customers). Not an Intune type, so it is not in the
 #: registry; it is served like one (same auth, rate limit, error faults, skiptoken paging) by _customers.
-CUSTOMERS = PolicyType(key="delegatedAdminCustomer", path="tenantRelationships/delegatedAdminCustomers",
-                       api_version="v1.0", page_size=100)
+CUSTOMERS = PolicyType(
+    key="delegatedAdminCustomer",
+    path="tenantRelationships/delegatedAdminCustomers",
+    api_version="v1.0",
+    page_size=100,
+)
 #: Entra and partner-centre collections: unaffected by a missing Intune licence, Graph-style messages.
 NOT_INTUNE = frozenset({"conditionalAccessPolicy", CUSTOMERS.key})
 
@@ -46,54 +53,92 @@ _SCOPES = {
     "deviceAppManagement": "DeviceManagementApps.Read.All, DeviceManagementApps.ReadWrite.All",
     "roleScopeTag": "DeviceManagementRBAC.Read.All, DeviceManagementRBAC.ReadWrite.All",
     "enrollmentConfiguration": "DeviceManagementServiceConfig.Read.All, "
-                               "DeviceManagementServiceConfig.ReadWrite.All",
+    "DeviceManagementServiceConfig.ReadWrite.All",
     "autopilotDeploymentProfile": "DeviceManagementServiceConfig.Read.All, "
-                                  "DeviceManagementServiceConfig.ReadWrite.All",
+    "DeviceManagementServiceConfig.ReadWrite.All",
     CUSTOMERS.key: "DelegatedAdminRelationship.Read.All, DelegatedAdminRelationship.ReadWrite.All",
 }
-_CODES = {400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "ResourceNotFound",
-          405: "MethodNotAllowed", 409: "Conflict", 429: "TooManyRequests", 500: "InternalServerError",
-          502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "Forbidden",
+    404: "ResourceNotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
 
 
 # --- envelopes ---------------------------------------------------------------------------------------
 
 
 def _base_headers(request: Request, request_id: str) -> list[tuple[str, str]]:
-    return [("request-id", request_id),
-            ("client-request-id", request.headers.get("client-request-id") or request_id),
-            ("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"0",'
-                                    '"ScaleUnit":"000","RoleInstance":"EMU000000000000"}}'),
-            ("Strict-Transport-Security", "max-age=31536000"), ("Cache-Control", "no-cache"),
-            ("OData-Version", "4.0")]
+    return [
+        ("request-id", request_id),
+        ("client-request-id", request.headers.get("client-request-id") or request_id),
+        (
+            "x-ms-ags-diagnostic",
+            '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"0",'
+            '"ScaleUnit":"000","RoleInstance":"EMU000000000000"}}',
+        ),
+        ("Strict-Transport-Security", "max-age=31536000"),
+        ("Cache-Control", "no-cache"),
+        ("OData-Version", "4.0"),
+    ]
 
 
 def _intune_message(text: str, request_id: str, retry_after: str | None = None) -> str:
     """Intune's habit: a JSON document (with CRLF indentation) inside the error `message` string."""
-    doc = {"_version": 3, "Message": f"{text} - Operation ID (for customer support): "
-                                     f"00000000-0000-0000-0000-000000000000 - Activity ID: {request_id} - "
-                                     f"Url: https://fef.emulator.manage.microsoft.com/StatelessFEService",
-           "CustomApiErrorPhrase": "", "RetryAfter": retry_after, "ErrorSourceService": "",
-           "HttpHeaders": "{}"}
+    doc = {
+        "_version": 3,
+        "Message": f"{text} - Operation ID (for customer support): "
+        f"00000000-0000-0000-0000-000000000000 - Activity ID: {request_id} - "
+        f"Url: https://fef.emulator.manage.microsoft.com/StatelessFEService",
+        "CustomApiErrorPhrase": "",
+        "RetryAfter": retry_after,
+        "ErrorSourceService": "",
+        "HttpHeaders": "{}",
+    }
     return json.dumps(doc, indent=2).replace("\n", "\r\n")
 
 
-def graph_error(request: Request, status: int, message: str, *, code: str | None = None,
-                retry_after: str | None = None, **log: Any) -> Response:
+def graph_error(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    retry_after: str | None = None,
+    **log: Any,
+) -> Response:
     """Graph's error envelope; `log` fills the request-log fields of the Response."""
     request_id = new_id()
-    body = {"error": {"code": code or _CODES.get(status, "UnknownError"), "message": message,
-                      "innerError": {"date": utc_now().strftime("%Y-%m-%dT%H:%M:%S"),
-                                     "request-id": request_id,
-                                     "client-request-id": request.headers.get("client-request-id")
-                                     or request_id}}}
+    body = {
+        "error": {
+            "code": code or _CODES.get(status, "UnknownError"),
+            "message": message,
+            "innerError": {
+                "date": utc_now().strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": request_id,
+                "client-request-id": request.headers.get("client-request-id") or request_id,
+            },
+        }
+    }
     headers = _base_headers(request, request_id)
     if retry_after is not None:
         headers.append(("Retry-After", retry_after))
     if status == 401:
-        headers.append(("WWW-Authenticate",
-                        'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
-                        'authorize", client_id="00000003-0000-0000-c000-000000000000"'))
+        headers.append(
+            (
+                "WWW-Authenticate",
+                'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
+                'authorize", client_id="00000003-0000-0000-c000-000000000000"',
+            )
+        )
     log.setdefault("endpoint", "graph")
     return Response(status, json_bytes(body), headers=headers, content_type=GRAPH_CT, **log)
 
@@ -109,27 +154,49 @@ def _fault_response(request: Request, fault: Fault, ptype: PolicyType, **log: An
     intune = ptype.key not in NOT_INTUNE
     if fault.kind == FaultKind.FORBIDDEN:
         if ptype.key == CUSTOMERS.key:
-            resp = graph_error(request, 403, "Insufficient privileges to complete the operation. Required "
-                               f"scopes: {_SCOPES[CUSTOMERS.key]}.", code="Authorization_RequestDenied",
-                               **log)
+            resp = graph_error(
+                request,
+                403,
+                "Insufficient privileges to complete the operation. Required "
+                f"scopes: {_SCOPES[CUSTOMERS.key]}.",
+                code="Authorization_RequestDenied",
+                **log,
+            )
         elif not intune:
-            resp = graph_error(request, 403, "You cannot perform the requested operation, required scopes "
-                               "are missing in the token.", code="AccessDenied", **log)
+            resp = graph_error(
+                request,
+                403,
+                "You cannot perform the requested operation, required scopes are missing in the token.",
+                code="AccessDenied",
+                **log,
+            )
         else:
             area = ptype.path.split("/", 1)[0]
-            scopes = _SCOPES.get(ptype.key) or _SCOPES.get(area) or (
-                "DeviceManagementConfiguration.Read.All, DeviceManagementConfiguration.ReadWrite.All")
-            resp = graph_error(request, 403, "Application is not authorized to perform this operation. "
-                               f"Application must have one of the following scopes: {scopes} - Operation ID "
-                               f"(for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: "
-                               f"{new_id()} - Url: https://fef.emulator.manage.microsoft.com/"
-                               f"{ptype.path}?api-version=5024-05-21 - CustomApiErrorPhrase: ", **log)
+            scopes = (
+                _SCOPES.get(ptype.key)
+                or _SCOPES.get(area)
+                or ("DeviceManagementConfiguration.Read.All, DeviceManagementConfiguration.ReadWrite.All")
+            )
+            resp = graph_error(
+                request,
+                403,
+                "Application is not authorized to perform this operation. "
+                f"Application must have one of the following scopes: {scopes} - Operation ID "
+                f"(for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: "
+                f"{new_id()} - Url: https://fef.emulator.manage.microsoft.com/"
+                f"{ptype.path}?api-version=5024-05-21 - CustomApiErrorPhrase: ",
+                **log,
+            )
     else:
         status = 429 if fault.kind == FaultKind.THROTTLE else int(fault.status or 500)
         if fault.reset:
             return Response(0, reset=True, fault=str(fault.kind), **log)
-        texts = {429: "Too many requests", 503: "The service is temporarily unavailable",
-                 504: "The operation has timed out", 404: "Resource not found"}
+        texts = {
+            429: "Too many requests",
+            503: "The service is temporarily unavailable",
+            504: "The operation has timed out",
+            404: "Resource not found",
+        }
         text = texts.get(status, "An error has occurred")
         message = _intune_message(text, new_id(), retry_after) if intune and status >= 429 else text + "."
         resp = graph_error(request, status, message, retry_after=retry_after, **log)
@@ -166,8 +233,14 @@ def _options(query: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
     return pairs, {k.lstrip("$").lower(): v for k, v in pairs}
 
 
-def _next_link(state: EmulatorState, request: Request, pairs: list[tuple[str, str]], style: str,
-               slot: int, empty: bool = False) -> str:
+def _next_link(
+    state: EmulatorState,
+    request: Request,
+    pairs: list[tuple[str, str]],
+    style: str,
+    slot: int,
+    empty: bool = False,
+) -> str:
     kept = [(k, v) for k, v in pairs if k.lstrip("$").lower() not in ("skip", "skiptoken")]
     parts = [f"{quote(k, safe='$')}={quote(v, safe='$,()')}" for k, v in kept]
     if style == "skip" and not empty:
@@ -183,8 +256,15 @@ def _project(item: dict[str, Any], select: list[str]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in keep}
 
 
-def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyType,
-          opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
+def _page(
+    state: EmulatorState,
+    request: Request,
+    spec_tid: str,
+    ptype: PolicyType,
+    opts: dict[str, str],
+    pairs: list[tuple[str, str]],
+    log: dict[str, Any],
+) -> Response:
     style = PAGING_STYLE.get(ptype.key, "skiptoken")
     start, empty = 0, False
     if "skiptoken" in opts:
@@ -204,10 +284,19 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
     request_id = new_id()
     context = f"{state.base_url}/{request.path.split('/')[1]}/$metadata#{ptype.path}"
     if empty:  # the continuation of an empty_pages fault: an empty page that points back at the data
-        body = {"@odata.context": context, "value": [],
-                "@odata.nextLink": _next_link(state, request, pairs, style, start)}
-        return Response(200, json_bytes(body), headers=_base_headers(request, request_id),
-                        content_type=GRAPH_CT, fault=str(FaultKind.EMPTY_PAGES), **log)
+        body = {
+            "@odata.context": context,
+            "value": [],
+            "@odata.nextLink": _next_link(state, request, pairs, style, start),
+        }
+        return Response(
+            200,
+            json_bytes(body),
+            headers=_base_headers(request, request_id),
+            content_type=GRAPH_CT,
+            fault=str(FaultKind.EMPTY_PAGES),
+            **log,
+        )
 
     faults = state.faults.all(PAGE_KINDS, spec_tid, ptype.key)
     kinds = {f.kind for f, _ in faults}
@@ -239,24 +328,33 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
     first_page = "skiptoken" not in opts and "skip" not in opts
     if first_page and (opts.get("count", "").lower() == "true" or zlib.crc32(ptype.key.encode()) % 3 == 0):
         body["@odata.count"] = total
-    body["value"] = {"@odata.type": "#microsoft.graph.unexpectedObject"} if (
-        FaultKind.MALFORMED_PAGE in kinds) else items
+    body["value"] = (
+        {"@odata.type": "#microsoft.graph.unexpectedObject"} if (FaultKind.MALFORMED_PAGE in kinds) else items
+    )
     if FaultKind.NEXTLINK_LOOP in kinds:
         body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start)
     elif next_slot is not None:
-        body["@odata.nextLink"] = _next_link(state, request, pairs, style, next_slot,
-                                             empty=FaultKind.EMPTY_PAGES in kinds)
+        body["@odata.nextLink"] = _next_link(
+            state, request, pairs, style, next_slot, empty=FaultKind.EMPTY_PAGES in kinds
+        )
     raw = json_bytes(body)
     if FaultKind.TRUNCATED_PAGE in kinds:
         raw = raw[: max(1, len(raw) // 2)]
     applied = ",".join(sorted(str(k) for k in kinds)) or None
     log["items"] = sum(1 for i in items if isinstance(i, dict))
-    return Response(200, raw, headers=_base_headers(request, request_id), content_type=GRAPH_CT,
-                    fault=applied, **log)
+    return Response(
+        200, raw, headers=_base_headers(request, request_id), content_type=GRAPH_CT, fault=applied, **log
+    )
 
 
-def _customers(state: EmulatorState, request: Request, spec_customers: tuple[GdapCustomer, ...],
-               opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
+def _customers(
+    state: EmulatorState,
+    request: Request,
+    spec_customers: tuple[GdapCustomer, ...],
+    opts: dict[str, str],
+    pairs: list[tuple[str, str]],
+    log: dict[str, Any],
+) -> Response:
     """One page of the partner's GDAP customers: `id` and `tenantId` are the customer's tenant id."""
     start = 0
     if "skiptoken" in opts:
@@ -269,16 +367,26 @@ def _customers(state: EmulatorState, request: Request, spec_customers: tuple[Gda
         if not opts["top"].isdigit() or int(opts["top"]) < 1:
             return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
         size = min(size, int(opts["top"]))
-    chunk = spec_customers[start:start + size]
-    items: list[Any] = [{"@odata.type": "#microsoft.graph.delegatedAdminCustomer", "id": c.tenant_id,
-                         "tenantId": c.tenant_id, "displayName": c.display_name} for c in chunk]
+    chunk = spec_customers[start : start + size]
+    items: list[Any] = [
+        {
+            "@odata.type": "#microsoft.graph.delegatedAdminCustomer",
+            "id": c.tenant_id,
+            "tenantId": c.tenant_id,
+            "displayName": c.display_name,
+        }
+        for c in chunk
+    ]
     kinds = {f.kind for f, _ in state.faults.all(PAGE_KINDS, log["tenant_id"], CUSTOMERS.key)}
     if FaultKind.NON_OBJECT_ITEM in kinds:
         items = ["unexpected-string-item", *items, 42]
     version = request.path.lstrip("/").split("/", 1)[0]
-    body: dict[str, Any] = {"@odata.context": f"{state.base_url}/{version}/$metadata#{CUSTOMERS.path}",
-                            "value": {"@odata.type": "#microsoft.graph.unexpectedObject"}
-                            if FaultKind.MALFORMED_PAGE in kinds else items}
+    body: dict[str, Any] = {
+        "@odata.context": f"{state.base_url}/{version}/$metadata#{CUSTOMERS.path}",
+        "value": {"@odata.type": "#microsoft.graph.unexpectedObject"}
+        if FaultKind.MALFORMED_PAGE in kinds
+        else items,
+    }
     if FaultKind.NEXTLINK_LOOP in kinds:
         body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start)
     elif start + size < len(spec_customers):
@@ -287,8 +395,14 @@ def _customers(state: EmulatorState, request: Request, spec_customers: tuple[Gda
     if FaultKind.TRUNCATED_PAGE in kinds:
         raw = raw[: max(1, len(raw) // 2)]
     log["items"] = len(chunk)
-    return Response(200, raw, headers=_base_headers(request, new_id()), content_type=GRAPH_CT,
-                    fault=",".join(sorted(str(k) for k in kinds)) or None, **log)
+    return Response(
+        200,
+        raw,
+        headers=_base_headers(request, new_id()),
+        content_type=GRAPH_CT,
+        fault=",".join(sorted(str(k) for k in kinds)) or None,
+        **log,
+    )
 
 
 # --- entry point -------------------------------------------------------------------------------------
@@ -319,8 +433,12 @@ def handle_graph(state: EmulatorState, request: Request) -> Response:
         return graph_error(request, 401, problem)
     tid, client_id = claims["tid"], claims.get("appid")
     ptype, object_id = _resolve(rest)
-    log: dict[str, Any] = {"endpoint": "graph", "tenant_id": tid, "client_id": client_id,
-                           "policy_type": ptype.key if ptype else None}
+    log: dict[str, Any] = {
+        "endpoint": "graph",
+        "tenant_id": tid,
+        "client_id": client_id,
+        "policy_type": ptype.key if ptype else None,
+    }
     if ptype is None:
         segment = rest.strip("/").split("/")[-1] or rest
         return graph_error(request, 400, f"Resource not found for the segment '{segment[:80]}'.", **log)
@@ -352,13 +470,21 @@ def handle_graph(state: EmulatorState, request: Request) -> Response:
             slot = coll.slot_of(object_id)
             item = coll.payload_at(slot) if slot is not None else None
         if item is None:
-            return graph_error(request, 404, _intune_message("Resource not found", new_id())
-                               if ptype.key not in NOT_INTUNE else "Resource not found.", **log)
+            return graph_error(
+                request,
+                404,
+                _intune_message("Resource not found", new_id())
+                if ptype.key not in NOT_INTUNE
+                else "Resource not found.",
+                **log,
+            )
         item["@odata.context"] = f"{state.base_url}/{version}/$metadata#{ptype.path}/$entity"
         log["items"] = 1
-        return Response(200, json_bytes(item), headers=_base_headers(request, new_id()),
-                        content_type=GRAPH_CT, **log)
+        return Response(
+            200, json_bytes(item), headers=_base_headers(request, new_id()), content_type=GRAPH_CT, **log
+        )
     if "filter" in opts and ptype.key == "autopilotDeploymentProfile":
-        return graph_error(request, 400, _intune_message("Filtering is not supported on this resource",
-                                                         new_id()), **log)
+        return graph_error(
+            request, 400, _intune_message("Filtering is not supported on this resource", new_id()), **log
+        )
     return _page(state, request, tid, ptype, opts, pairs, log)

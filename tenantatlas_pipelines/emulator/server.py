@@ -83,8 +83,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = dispatch(state, request)
         except Exception as exc:  # an emulator bug must look like a server error, not a hang
-            response = Response(500, json_bytes({"error": {"code": "InternalServerError",
-                                                           "message": f"emulator bug: {exc!r}"}}))
+            response = Response(
+                500,
+                json_bytes({"error": {"code": "InternalServerError", "message": f"emulator bug: {exc!r}"}}),
+            )
         if response.endpoint != "admin":
             delay = state.latency_ms + state.faults.latency_ms(response.tenant_id, response.policy_type)
             if delay > 0:
@@ -165,10 +167,18 @@ class Emulator:
     seed; faults and tenant changes are scripted through this object or the admin API.
     """
 
-    def __init__(self, state_dir: Path | None = None, tenants: Iterable[TenantSpec] = DEMO_TENANTS,
-                 client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
-                 latency_ms: float = 0.0, seed: int = 0, host: str = "127.0.0.1", port: int = 0,
-                 token_lifetime: int = 3599) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        tenants: Iterable[TenantSpec] = DEMO_TENANTS,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        latency_ms: float = 0.0,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_lifetime: int = 3599,
+    ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="tenantatlas-emulator-")
@@ -190,8 +200,12 @@ class Emulator:
         self.port = int(self._server.server_address[1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.state.base_url = f"https://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"emulator-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"emulator-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         self._write_state_file()
         return self
@@ -356,27 +370,43 @@ class Emulator:
         return self.state.describe()
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, state_dir: Path | str = Path(".tenantatlas/emulator"),
-          tenants: Iterable[TenantSpec] = DEMO_TENANTS, client_id: str = DEFAULT_CLIENT_ID,
-          client_secret: str = DEFAULT_CLIENT_SECRET, latency_ms: float = 0.0, seed: int = 0,
-          on_ready: Callable[[Emulator], None] | None = None,
-          stop_event: threading.Event | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state_dir: Path | str = Path(".tenantatlas/emulator"),
+    tenants: Iterable[TenantSpec] = DEMO_TENANTS,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    latency_ms: float = 0.0,
+    seed: int = 0,
+    on_ready: Callable[[Emulator], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> None:
     """Run an emulator until SIGINT/SIGTERM (or `stop_event`), with `state_dir/emulator.json` describing it.
 
     The state file appears only once the port is listening and is removed on a clean stop, so "the file
     exists" means "an emulator is there". `on_ready` defaults to printing the base URL and state file.
     """
     stop = stop_event or threading.Event()
-    emu = Emulator(state_dir=Path(state_dir), tenants=tenants, client_id=client_id,
-                   client_secret=client_secret, latency_ms=latency_ms, seed=seed, host=host, port=port)
+    emu = Emulator(
+        state_dir=Path(state_dir),
+        tenants=tenants,
+        client_id=client_id,
+        client_secret=client_secret,
+        latency_ms=latency_ms,
+        seed=seed,
+        host=host,
+        port=port,
+    )
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     emu.start()
     try:
         if on_ready is None:
-            print(f"emulator listening on {emu.base_url} (state: {emu.state_file})", file=sys.stdout,
-                  flush=True)
+            print(
+                f"emulator listening on {emu.base_url} (state: {emu.state_file})", file=sys.stdout, flush=True
+            )
         else:
             on_ready(emu)
         while not stop.wait(0.5):

@@ -117,8 +117,9 @@ class TokenProvider:
                 raise error_for_auth_exception(exc, tenant_id, self._secrets()) from None
             if not isinstance(result, dict) or "access_token" not in result:
                 self._forget(tenant_id)
-                raise error_for_auth_result(result if isinstance(result, dict) else {}, tenant_id,
-                                            self._secrets())
+                raise error_for_auth_result(
+                    result if isinstance(result, dict) else {}, tenant_id, self._secrets()
+                )
             return str(result["access_token"])
 
     def close(self) -> None:

@@ -88,8 +88,9 @@ class RequestStats:
         # Not a dataclass field, so dataclasses.asdict()/replace() keep working on the counters.
         self._lock = threading.Lock()
 
-    def add(self, *, requests: int = 0, throttled: int = 0, retries: int = 0, pages: int = 0,
-            wait_s: float = 0.0) -> None:
+    def add(
+        self, *, requests: int = 0, throttled: int = 0, retries: int = 0, pages: int = 0, wait_s: float = 0.0
+    ) -> None:
         with self._lock:
             self.requests += requests
             self.throttled += throttled
@@ -100,8 +101,13 @@ class RequestStats:
     def snapshot(self) -> dict[str, int | float]:
         """A consistent copy, e.g. for Dagster metadata."""
         with self._lock:
-            return {"requests": self.requests, "throttled": self.throttled, "retries": self.retries,
-                    "pages": self.pages, "wait_s": round(self.wait_s, 3)}
+            return {
+                "requests": self.requests,
+                "throttled": self.throttled,
+                "retries": self.retries,
+                "pages": self.pages,
+                "wait_s": round(self.wait_s, 3),
+            }
 
 
 @dataclass
@@ -363,7 +369,11 @@ class GraphClient:
                     f"{error.message}; {self._give_up_reason(attempt, attempt_cap, waited, retry_after)}"
                 ) from None
             log.info(
-                "tenant %s: %s [%s]; retry %d in %.2fs%s", tenant_id, safe_url(url), error.code, attempt,
+                "tenant %s: %s [%s]; retry %d in %.2fs%s",
+                tenant_id,
+                safe_url(url),
+                error.code,
+                attempt,
                 delay,
                 " (Retry-After)" if retry_after is not None else " (the tenant's hold)" if borrowed else "",
             )

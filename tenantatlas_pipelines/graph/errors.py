@@ -239,8 +239,10 @@ def error_for_auth_exception(
     status_error = next((e for e in chain if isinstance(e, httpx.HTTPStatusError)), None)
     found = aadsts_codes(*texts)
     code = _code_for_aadsts(found)
-    if code is None and isinstance(exc, ValueError) and any(
-        "authority configuration" in t or "OIDC Discovery failed" in t for t in texts
+    if (
+        code is None
+        and isinstance(exc, ValueError)
+        and any("authority configuration" in t or "OIDC Discovery failed" in t for t in texts)
     ):
         code = ErrorCode.AUTH_TENANT_NOT_FOUND
     if code is not None:

@@ -177,7 +177,7 @@ class _ChunkReader:
                 return b""
             self._bom_checked = True
             if head.startswith(_UTF8_BOM):
-                head = head[len(_UTF8_BOM):]
+                head = head[len(_UTF8_BOM) :]
         head = head.lstrip(_JSON_WHITESPACE)
         if not head:
             self._head = b""  # only whitespace so far: dropping it changes nothing

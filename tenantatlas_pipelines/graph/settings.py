@@ -131,8 +131,13 @@ class GraphSettings:
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise _config_error(f"{name} {str(path)!r} is not a readable file")
-        positive = ("connect_timeout", "read_timeout", "max_attempts", "per_tenant_concurrency",
-                    "global_concurrency")
+        positive = (
+            "connect_timeout",
+            "read_timeout",
+            "max_attempts",
+            "per_tenant_concurrency",
+            "global_concurrency",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise _config_error(f"{name} must be positive")

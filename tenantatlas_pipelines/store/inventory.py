@@ -69,8 +69,7 @@ _PAGE = (
     """page AS (SELECT count(*) FILTER (WHERE NOT repeated)::int AS observed,
                      count(*) FILTER (WHERE inserted)::int AS new,
                      count(*) FILTER (WHERE changed AND NOT inserted AND NOT repeated)::int AS changed
-              FROM up)"""
-    + sync_runs.PAGE_COUNTS_UPDATE
+              FROM up)""" + sync_runs.PAGE_COUNTS_UPDATE
 )
 
 
@@ -95,8 +94,17 @@ def write_page(
     caller's (page) transaction. Duplicates (in the page or the run) are stored and counted once; a page
     without records only adds its counts."""
     if not records:
-        sync_runs.add_page_counts(scope, run_id, policy_type, observed=0, new=0, changed=0, errors=errors,
-                                  filtered=filtered, meta_keys_dropped=meta_keys_dropped)
+        sync_runs.add_page_counts(
+            scope,
+            run_id,
+            policy_type,
+            observed=0,
+            new=0,
+            changed=0,
+            errors=errors,
+            filtered=filtered,
+            meta_keys_dropped=meta_keys_dropped,
+        )
         return UpsertCounts(0, 0, 0)
     params = sync_runs.page_counts_params(
         scope, run_id, policy_type, errors=errors, filtered=filtered, meta_keys_dropped=meta_keys_dropped

@@ -182,8 +182,14 @@ def page_counts_params(
     scope: TenantScope, run_id: int, policy_type: str, *, errors: int, filtered: int, meta_keys_dropped: int
 ) -> dict[str, Any]:
     """The parameters PAGE_COUNTS_UPDATE needs besides the page's own counts."""
-    return {"tenant_id": scope.tenant_id, "run_id": run_id, "policy_type": policy_type, "errors": errors,
-            "filtered": filtered, "meta_keys_dropped": meta_keys_dropped}
+    return {
+        "tenant_id": scope.tenant_id,
+        "run_id": run_id,
+        "policy_type": policy_type,
+        "errors": errors,
+        "filtered": filtered,
+        "meta_keys_dropped": meta_keys_dropped,
+    }
 
 
 def add_page_counts(
