@@ -277,7 +277,10 @@ def outcome_description(result: SyncResult) -> str:
             "are low confidence."
         )
     elif result.types and failed_types == len(result.types):
-        head = f"Sync run {result.sync_run_id} of {where} failed: none of its {failed_types} policy types could be read."
+        head = (
+            f"Sync run {result.sync_run_id} of {where} failed: none of its {failed_types} policy types "
+            "could be read."
+        )
     else:
         head = f"Sync run {result.sync_run_id} of {where} {result.status}."
     lines = [head, *(f"- {line}" for line in explain_codes(result))]
