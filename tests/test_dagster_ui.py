@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_dagster_assets are parameters here)
 """What a data engineer sees in the Dagster UI, read through the UI's own GraphQL against a real instance.
 
 Partitions run in-process against the Graph emulator and real PostgreSQL (fixtures shared with
@@ -61,7 +62,7 @@ query Checks($assetKey: AssetKeyInput!, $checkName: String!, $partition: String)
 
 
 @contextmanager
-def graphql(instance: DagsterInstance) -> Iterator[Any]:
+def graphql(dagster_instance: DagsterInstance) -> Iterator[Any]:
     """A query function over the UI's GraphQL schema, with our definitions loaded in-process."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -73,7 +74,8 @@ def graphql(instance: DagsterInstance) -> Iterator[Any]:
         LoadableTargetOrigin(module_name="tenantatlas_pipelines.definitions", attribute="defs"),
         location_name="tenantatlas",
     )
-    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as process_context:
+    target = InProcessWorkspaceLoadTarget(origin)
+    with WorkspaceProcessContext(dagster_instance, target) as process_context:
 
         def query(text: str, **variables: Any) -> dict[str, Any]:
             result = execute_dagster_graphql(process_context.create_request_context(), text, variables)
