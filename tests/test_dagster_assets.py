@@ -88,7 +88,7 @@ def test_partition_run_is_one_sync_with_metadata_tag_missing_and_checks(
     # The run queue's per-tenant limit keys on this tag: one run per partition carries it.
     tags = instance.get_run_by_id(first.run_id).tags
     assert tags[TENANT_PARTITION_TAG] == "contoso" and tags["dagster/partition/selection"] == "apps"
-    assert set(check_results(first).values()) == {True} and len(check_results(first)) == 5
+    assert set(check_results(first).values()) == {True} and len(check_results(first)) == 6
     assert materialization(first, MISSING)["missing"] == 0
 
     # An object disappears from Graph: the next run publishes it as missing with high confidence.
@@ -208,6 +208,7 @@ def test_inventory_checks_fail_on_a_planted_violation(
     checks = check_results(run_partition(instance, ref, [SYNC]))
     assert checks == {
         "inventory_sync_complete": True,
+        "inventory_sync_fresh": True,
         "inventory_identities_unique": True,
         "inventory_meta_within_whitelist": False,
     }

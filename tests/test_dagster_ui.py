@@ -28,7 +28,12 @@ from tests.test_dagster_assets import (  # noqa: F401  (fixtures)
     run_partition,
 )
 
-SYNC_CHECKS = ("inventory_sync_complete", "inventory_identities_unique", "inventory_meta_within_whitelist")
+SYNC_CHECKS = (
+    "inventory_sync_complete",
+    "inventory_sync_fresh",
+    "inventory_identities_unique",
+    "inventory_meta_within_whitelist",
+)
 MISSING_CHECKS = ("missing_items_unique", "missing_items_never_deleted")
 
 RUN_QUERY = """
@@ -131,7 +136,10 @@ def test_failed_partition_explains_itself_and_its_checks_did_not_fail(
     complete = checks[("inventory_sync", "inventory_sync_complete")][0]
     assert complete["status"] == "FAILED" and complete["evaluation"]["severity"] == "ERROR"
     assert "graph_tenant_not_licensed" in complete["evaluation"]["description"]
-    for key in [k for k in checks if k[1] != "inventory_sync_complete"]:
+    fresh = checks[("inventory_sync", "inventory_sync_fresh")][0]  # never synced: overdue, a warning
+    assert fresh["status"] == "FAILED" and fresh["evaluation"]["severity"] == "WARN"
+    assert "never synced successfully" in fresh["evaluation"]["description"]
+    for key in [k for k in checks if k[1] not in ("inventory_sync_complete", "inventory_sync_fresh")]:
         assert checks[key][0]["status"] == "SUCCEEDED", key
     assert (
         "not refreshed" in checks[("missing_items", "missing_items_unique")][0]["evaluation"]["description"]

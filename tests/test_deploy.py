@@ -247,8 +247,13 @@ def _postgres_db(v: dict[str, Any]) -> dict[str, Any]:
 
 def render_run_coordinator(v: dict[str, Any]) -> dict[str, Any]:
     qrc = v["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    known = {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds", "dequeueUseThreads",
-             "dequeueNumWorkers"}
+    known = {
+        "maxConcurrentRuns",
+        "tagConcurrencyLimits",
+        "dequeueIntervalSeconds",
+        "dequeueUseThreads",
+        "dequeueNumWorkers",
+    }
     assert set(qrc) <= known, set(qrc)
     assert not (v.get("concurrency") or {}).get("enabled"), "limits live in the run coordinator config"
     config: dict[str, Any] = {"max_concurrent_runs": qrc.get("maxConcurrentRuns", -1)}

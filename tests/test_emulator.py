@@ -58,13 +58,18 @@ AAD_FIELDS = {"error", "error_description", "error_codes", "trace_id", "correlat
 
 def _http(emu: Emulator, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(verify=ssl.create_default_context(cafile=str(emu.ca_path)), headers=headers,
-                        timeout=10)
+    return httpx.Client(
+        verify=ssl.create_default_context(cafile=str(emu.ca_path)), headers=headers, timeout=10
+    )
 
 
 def _token_form(emu: Emulator, **over: str) -> dict[str, str]:
-    form = {"client_id": emu.client_id, "client_secret": emu.client_secret,
-            "scope": f"{emu.graph_url}/.default", "grant_type": "client_credentials"}
+    form = {
+        "client_id": emu.client_id,
+        "client_secret": emu.client_secret,
+        "scope": f"{emu.graph_url}/.default",
+        "grant_type": "client_credentials",
+    }
     form.update(over)
     return form
 
@@ -102,8 +107,12 @@ def _msal_app(emu: Emulator, tenant: str, credential: Any = None) -> msal.Confid
     session.trust_env = False
     session.verify = str(emu.ca_path)
     return msal.ConfidentialClientApplication(
-        emu.client_id, client_credential=credential or emu.client_secret,
-        authority=f"{emu.base_url}/{tenant}", instance_discovery=False, http_client=session)
+        emu.client_id,
+        client_credential=credential or emu.client_secret,
+        authority=f"{emu.base_url}/{tenant}",
+        instance_discovery=False,
+        http_client=session,
+    )
 
 
 # --- Entra: discovery and tokens ---------------------------------------------------------------------
@@ -130,14 +139,19 @@ def test_discovery_of_unknown_tenant_is_aadsts90002(emulator: Emulator) -> None:
     assert body["error_description"].startswith(f"AADSTS90002: Tenant '{unknown}' not found.")
 
 
-def test_msal_with_verify_gets_a_token_end_to_end(emulator: Emulator,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_msal_with_verify_gets_a_token_end_to_end(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The plain documented call; the env CA variables must be absent for `verify=` to be honoured.
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(var, raising=False)
     app = msal.ConfidentialClientApplication(
-        emulator.client_id, client_credential=emulator.client_secret,
-        authority=f"{emulator.base_url}/{TID}", instance_discovery=False, verify=str(emulator.ca_path))
+        emulator.client_id,
+        client_credential=emulator.client_secret,
+        authority=f"{emulator.base_url}/{TID}",
+        instance_discovery=False,
+        verify=str(emulator.ca_path),
+    )
     result = app.acquire_token_for_client([f"{emulator.graph_url}/.default"])
     assert result["token_type"] == "Bearer" and result["expires_in"] == 3599, result
     with _http(emulator, result["access_token"]) as http:
@@ -146,11 +160,13 @@ def test_msal_with_verify_gets_a_token_end_to_end(emulator: Emulator,
     assert endpoints == [("discovery", 200), ("token", 200), ("graph", 200)]
 
 
-def test_msal_survives_requests_ca_bundle_with_own_session(emulator: Emulator,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_msal_survives_requests_ca_bundle_with_own_session(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/bundle.pem")
     result = _msal_app(emulator, "contoso.onmicrosoft.com").acquire_token_for_client(
-        [f"{emulator.graph_url}/.default"])
+        [f"{emulator.graph_url}/.default"]
+    )
     assert "access_token" in result, result
 
 
@@ -175,8 +191,11 @@ def test_token_errors_have_entra_shape_and_never_echo_the_secret(emulator: Emula
     ]
     with _http(emulator) as http:
         for tenant, over, status, error, code in cases:
-            resp = http.post(f"{emulator.base_url}/{tenant}/oauth2/v2.0/token",
-                             data=_token_form(emulator, **over), headers={"client-request-id": "corr-1"})
+            resp = http.post(
+                f"{emulator.base_url}/{tenant}/oauth2/v2.0/token",
+                data=_token_form(emulator, **over),
+                headers={"client-request-id": "corr-1"},
+            )
             body = resp.json()
             assert (resp.status_code, body["error"], body["error_codes"]) == (status, error, [code]), body
             assert set(body) >= AAD_FIELDS
@@ -205,10 +224,14 @@ def test_certificate_assertion_via_msal(emulator: Emulator) -> None:
 
     def cred(leaf: trustme.LeafCert) -> dict[str, str]:
         key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None)
-        return {"private_key": key.private_bytes(serialization.Encoding.PEM,  # type: ignore[union-attr]
-                                                 serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()).decode(),
-                "public_certificate": leaf.cert_chain_pems[0].bytes().decode()}
+        return {
+            "private_key": key.private_bytes(
+                serialization.Encoding.PEM,  # type: ignore[union-attr]
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode(),
+            "public_certificate": leaf.cert_chain_pems[0].bytes().decode(),
+        }
 
     scope = [f"{emulator.graph_url}/.default"]
     # Nothing registered: a well-formed assertion whose aud/iss fit is accepted.
@@ -231,8 +254,9 @@ def test_token_down_503_and_connection_reset(emulator: Emulator) -> None:
         second = http.post(f"{emulator.base_url}/{TID}/oauth2/v2.0/token", data=_token_form(emulator))
         assert second.status_code == 200  # count=1
         with pytest.raises(httpx.TransportError):
-            http.post(f"{emulator.base_url}/{FABRIKAM.tenant_id}/oauth2/v2.0/token",
-                      data=_token_form(emulator))
+            http.post(
+                f"{emulator.base_url}/{FABRIKAM.tenant_id}/oauth2/v2.0/token", data=_token_form(emulator)
+            )
 
 
 # --- Graph: authentication ---------------------------------------------------------------------------
@@ -273,8 +297,10 @@ def test_every_type_pages_completely_on_beta_and_v1(tmp_path: Path) -> None:
                 items, pages = _walk(http, emu.graph_url + _path(key, version))
                 assert [i["id"] for i in items] == expected, (key, version)
                 assert [len(p["value"]) for p in pages] == [ptype.page_size, 3], key
-                assert all(i.get(ptype.name_field) and i["@odata.type"].startswith("#microsoft.graph.")
-                           for i in items)
+                assert all(
+                    i.get(ptype.name_field) and i["@odata.type"].startswith("#microsoft.graph.")
+                    for i in items
+                )
                 assert pages[0]["@odata.context"].endswith("$metadata#" + ptype.path)
                 assert pages[0]["@odata.nextLink"].startswith(emu.graph_url + f"/{version}/")
 
@@ -329,14 +355,18 @@ def test_payloads_are_realistic_per_type(emulator_session: Emulator) -> None:
     def objs(key: str) -> list[dict[str, Any]]:
         return emulator_session.objects(tid, key)
 
-    assert not any("createdDateTime" in o for k in ("endpointSecurityIntent", "notificationMessageTemplate",
-                                                    "roleScopeTag") for o in objs(k))
+    assert not any(
+        "createdDateTime" in o
+        for k in ("endpointSecurityIntent", "notificationMessageTemplate", "roleScopeTag")
+        for o in objs(k)
+    )
     assert not any("lastModifiedDateTime" in o for o in objs("roleScopeTag"))
     ca = objs("conditionalAccessPolicy")
     assert all("modifiedDateTime" in o and "lastModifiedDateTime" not in o for o in ca)
     assert any(o["modifiedDateTime"] is None for o in ca)
-    assert all(isinstance(o["roleScopeTags"], list) and "roleScopeTagIds" not in o
-               for o in objs("assignmentFilter"))
+    assert all(
+        isinstance(o["roleScopeTags"], list) and "roleScopeTagIds" not in o for o in objs("assignmentFilter")
+    )
     assert all(isinstance(o["version"], str) for o in objs("appProtectionPolicy"))
     assert all(isinstance(o["version"], int) for o in objs("deviceConfiguration"))
     apps = objs("mobileApp")
@@ -346,8 +376,12 @@ def test_payloads_are_realistic_per_type(emulator_session: Emulator) -> None:
     assert not all(REGISTRY["mobileApp"].keep(o) for o in apps)  # type: ignore[misc]
     assert any(o["isGlobalScript"] for o in objs("deviceHealthScript"))
     dumped = json.dumps(objs("deviceConfiguration") + objs("appConfigurationPolicy"), ensure_ascii=False)
-    for marker in ('"value": "SECRET-OMA-', '"preSharedKey": "SECRET-', '"password": "SECRET-',
-                   '"clientSecret": "SECRET-'):
+    for marker in (
+        '"value": "SECRET-OMA-',
+        '"preSharedKey": "SECRET-',
+        '"password": "SECRET-',
+        '"clientSecret": "SECRET-',
+    ):
         assert marker in dumped, marker
     names = [o["displayName"] for o in objs("deviceConfiguration")]
     assert any(not n.isascii() for n in names) and any(len(n) > 200 for n in names)
@@ -372,10 +406,14 @@ def test_mutations_show_in_the_next_listing(emulator: Emulator, graph: httpx.Cli
     before = [o["id"] for o in emulator.objects(TID, "deviceConfiguration")]
     emulator.remove_object(TID, "deviceConfiguration", before[0])
     new_id = emulator.add_object(TID, "deviceConfiguration")
-    custom = emulator.add_object(TID, "deviceConfiguration", {"displayName": "hand made",
-                                                              "@odata.type": "#microsoft.graph.x"})
-    emulator.add_object(TID, "deviceConfiguration", {"id": before[1], "displayName": "renamed",
-                                                     "@odata.type": "#microsoft.graph.x"})
+    custom = emulator.add_object(
+        TID, "deviceConfiguration", {"displayName": "hand made", "@odata.type": "#microsoft.graph.x"}
+    )
+    emulator.add_object(
+        TID,
+        "deviceConfiguration",
+        {"id": before[1], "displayName": "renamed", "@odata.type": "#microsoft.graph.x"},
+    )
     items, _ = _walk(graph, DEVCONF)
     ids = [i["id"] for i in items]
     assert ids == [*before[1:], new_id, custom]
@@ -391,8 +429,9 @@ def test_mutations_show_in_the_next_listing(emulator: Emulator, graph: httpx.Cli
 
 def test_unlicensed_tenant_is_bad_request_for_intune_only(emulator: Emulator) -> None:
     with _http(emulator) as http:
-        token = http.post(f"{emulator.base_url}/{TAILSPIN.tenant_id}/oauth2/v2.0/token",
-                          data=_token_form(emulator)).json()["access_token"]
+        token = http.post(
+            f"{emulator.base_url}/{TAILSPIN.tenant_id}/oauth2/v2.0/token", data=_token_form(emulator)
+        ).json()["access_token"]
         http.headers["Authorization"] = "Bearer " + token
         resp = http.get(emulator.graph_url + DEVCONF)
         err = resp.json()["error"]
@@ -406,15 +445,19 @@ def test_forbidden_has_the_real_scope_message(emulator: Emulator, graph: httpx.C
     resp = graph.get(_path("mobileApp"))
     err = resp.json()["error"]
     assert resp.status_code == 403 and err["code"] == "Forbidden"
-    assert err["message"].startswith("Application is not authorized to perform this operation. Application "
-                                     "must have one of the following scopes: DeviceManagementApps.Read.All")
+    assert err["message"].startswith(
+        "Application is not authorized to perform this operation. Application "
+        "must have one of the following scopes: DeviceManagementApps.Read.All"
+    )
     assert graph.get(DEVCONF).status_code == 200  # other types unaffected
 
 
-def test_status_fault_ratio_is_deterministic_with_intune_json_message(emulator: Emulator,
-                                                                      graph: httpx.Client) -> None:
-    emulator.inject(Fault("status", status=503, ratio=0.5, retry_after="2.128",
-                          policy_type="deviceConfiguration"))
+def test_status_fault_ratio_is_deterministic_with_intune_json_message(
+    emulator: Emulator, graph: httpx.Client
+) -> None:
+    emulator.inject(
+        Fault("status", status=503, ratio=0.5, retry_after="2.128", policy_type="deviceConfiguration")
+    )
     answers = [graph.get(DEVCONF) for _ in range(6)]
     assert [r.status_code for r in answers] == [200, 503, 200, 503, 200, 503]
     failed = answers[1]
@@ -433,9 +476,14 @@ def test_status_fault_ratio_is_deterministic_with_intune_json_message(emulator: 
 def test_fault_validation_json_round_trip_and_quarter_ratio(emulator: Emulator, graph: httpx.Client) -> None:
     fault = Fault("throttle", policy_type="deviceConfiguration", ratio=0.25, retry_after="date+2")
     assert Fault.from_json(fault.to_json()) == fault
-    for bad in ({"kind": "nope"}, {"kind": "status"}, {"kind": "throttle", "ratio": 0},
-                {"kind": "throttle", "policy_type": "nope"}, {"kind": "latency"},
-                {"kind": "throttle", "retry_after": "date+soon"}):
+    for bad in (
+        {"kind": "nope"},
+        {"kind": "status"},
+        {"kind": "throttle", "ratio": 0},
+        {"kind": "throttle", "policy_type": "nope"},
+        {"kind": "latency"},
+        {"kind": "throttle", "retry_after": "date+soon"},
+    ):
         with pytest.raises(ValueError):
             Fault(**bad)
     emulator.inject(Fault("throttle", policy_type="deviceConfiguration", ratio=0.25))
@@ -461,11 +509,20 @@ def test_throttle_retry_after_seconds_date_and_omitted(emulator: Emulator, graph
 
 
 def test_per_tenant_rate_limit_with_and_without_retry_after(tmp_path: Path) -> None:
-    spec = TenantSpec("a0000000-0000-4000-8000-000000000002", "busy", "Busy",
-                      sizes={"deviceConfiguration": 2}, rate_limit=(3, 0.5))
+    spec = TenantSpec(
+        "a0000000-0000-4000-8000-000000000002",
+        "busy",
+        "Busy",
+        sizes={"deviceConfiguration": 2},
+        rate_limit=(3, 0.5),
+    )
     with Emulator(state_dir=tmp_path, tenants=[spec, CONTOSO]) as emu, _http(emu) as http:
-        tokens = {t: http.post(f"{emu.base_url}/{t}/oauth2/v2.0/token", data=_token_form(emu)).json()[
-            "access_token"] for t in (spec.tenant_id, TID)}
+        tokens = {
+            t: http.post(f"{emu.base_url}/{t}/oauth2/v2.0/token", data=_token_form(emu)).json()[
+                "access_token"
+            ]
+            for t in (spec.tenant_id, TID)
+        }
         busy = {"Authorization": "Bearer " + tokens[spec.tenant_id]}
         statuses = [http.get(emu.graph_url + DEVCONF, headers=busy) for _ in range(5)]
         assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429]
@@ -521,8 +578,9 @@ def test_nextlink_loop_drop_one_and_empty_pages(emulator: Emulator, graph: httpx
     assert [i["id"] for i in items] == expected
 
 
-def test_latency_fault_and_constructor_default(emulator: Emulator, graph: httpx.Client,
-                                               tmp_path: Path) -> None:
+def test_latency_fault_and_constructor_default(
+    emulator: Emulator, graph: httpx.Client, tmp_path: Path
+) -> None:
     emulator.inject(Fault("latency", latency_ms=150, policy_type="deviceConfiguration", count=1))
     started = time.monotonic()
     graph.get(DEVCONF)
@@ -537,10 +595,14 @@ def test_latency_fault_and_constructor_default(emulator: Emulator, graph: httpx.
 # --- transport, log, admin, serve, speed -------------------------------------------------------------
 
 
-def test_keep_alive_serves_many_requests_on_one_connection(emulator: Emulator,
-                                                           emulator_token: Callable[[str], str]) -> None:
-    conn = http.client.HTTPSConnection("127.0.0.1", int(emulator.base_url.rsplit(":", 1)[1]),
-                                       context=ssl.create_default_context(cafile=str(emulator.ca_path)))
+def test_keep_alive_serves_many_requests_on_one_connection(
+    emulator: Emulator, emulator_token: Callable[[str], str]
+) -> None:
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1",
+        int(emulator.base_url.rsplit(":", 1)[1]),
+        context=ssl.create_default_context(cafile=str(emulator.ca_path)),
+    )
     headers = {"Authorization": "Bearer " + emulator_token(TID)}
     for _ in range(3):
         conn.request("GET", DEVCONF, headers=headers)
@@ -556,8 +618,12 @@ def test_request_log_records_what_tests_assert_on(emulator: Emulator, graph: htt
     graph.get(_path("mobileApp") + "?$top=2")
     (rec,) = emulator.request_log
     assert (rec.method, rec.path, rec.query, rec.endpoint) == ("GET", _path("mobileApp"), "$top=2", "graph")
-    assert (rec.tenant_id, rec.policy_type, rec.status, rec.client_id) == (TID, "mobileApp", 200,
-                                                                           emulator.client_id)
+    assert (rec.tenant_id, rec.policy_type, rec.status, rec.client_id) == (
+        TID,
+        "mobileApp",
+        200,
+        emulator.client_id,
+    )
     assert rec.items == len(emulator.objects(TID, "mobileApp")) and rec.retry_after is None
     assert rec.wall_time > 1e9 and rec.time <= time.monotonic()
 
@@ -591,8 +657,9 @@ def test_admin_api_and_state_file_drive_the_emulator(emulator: Emulator, graph: 
 
 
 def test_serve_in_another_process_agrees_with_local_generation(tmp_path: Path) -> None:
-    code = ("from tenantatlas_pipelines.emulator import serve; import sys; "
-            "serve(state_dir=sys.argv[1], seed=7)")
+    code = (
+        "from tenantatlas_pipelines.emulator import serve; import sys; serve(state_dir=sys.argv[1], seed=7)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15
@@ -603,8 +670,10 @@ def test_serve_in_another_process_agrees_with_local_generation(tmp_path: Path) -
             state = admin.state()
             assert [t["key"] for t in state["tenants"]] == [t.key for t in DEMO_TENANTS]
             remote = admin.objects(FABRIKAM.tenant_id, "deviceCompliancePolicy")
-        local = [generate(7, FABRIKAM.tenant_id, "deviceCompliancePolicy", i)
-                 for i in range(FABRIKAM.size_of("deviceCompliancePolicy"))]
+        local = [
+            generate(7, FABRIKAM.tenant_id, "deviceCompliancePolicy", i)
+            for i in range(FABRIKAM.size_of("deviceCompliancePolicy"))
+        ]
         assert remote == local
     finally:
         proc.terminate()
@@ -614,8 +683,10 @@ def test_serve_in_another_process_agrees_with_local_generation(tmp_path: Path) -
 
 def test_serve_in_thread_stops_on_event(tmp_path: Path) -> None:
     stop, ready = threading.Event(), []
-    thread = threading.Thread(target=serve, kwargs={"state_dir": tmp_path, "tenants": [CONTOSO],
-                                                    "on_ready": ready.append, "stop_event": stop})
+    thread = threading.Thread(
+        target=serve,
+        kwargs={"state_dir": tmp_path, "tenants": [CONTOSO], "on_ready": ready.append, "stop_event": stop},
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not ready and time.monotonic() < deadline:
@@ -628,9 +699,12 @@ def test_serve_in_thread_stops_on_event(tmp_path: Path) -> None:
 
 def test_large_collection_pages_completely_and_mutates_lazily(tmp_path: Path) -> None:
     # Speed is measured by bench/sync.py, never asserted here.
-    spec = TenantSpec("a0000000-0000-4000-8000-000000000004", "huge", "Huge",
-                      sizes={**dict.fromkeys(DEFAULT_SIZES, 0), "mobileApp": 20_000,
-                             "deviceConfiguration": 50_000})
+    spec = TenantSpec(
+        "a0000000-0000-4000-8000-000000000004",
+        "huge",
+        "Huge",
+        sizes={**dict.fromkeys(DEFAULT_SIZES, 0), "mobileApp": 20_000, "deviceConfiguration": 50_000},
+    )
     with Emulator(state_dir=tmp_path, tenants=[spec]) as emu, _http(emu) as http:
         token = http.post(f"{emu.base_url}/{spec.tenant_id}/oauth2/v2.0/token", data=_token_form(emu))
         http.headers["Authorization"] = "Bearer " + token.json()["access_token"]

@@ -59,8 +59,14 @@ def make_client(handler: Handler, **overrides: Any) -> tuple[GraphClient, list[f
     sleeps: list[float] = []
     tokens = StubTokens()
     values: dict[str, Any] = {
-        "client_id": "c", "client_secret": "s", "graph_url": GRAPH, "authority_host": GRAPH,
-        "max_attempts": 4, "retry_budget_s": 30.0, "backoff_base_s": 1.0, "backoff_cap_s": 8.0,
+        "client_id": "c",
+        "client_secret": "s",
+        "graph_url": GRAPH,
+        "authority_host": GRAPH,
+        "max_attempts": 4,
+        "retry_budget_s": 30.0,
+        "backoff_base_s": 1.0,
+        "backoff_cap_s": 8.0,
     }
     values.update(overrides)
     clock = [0.0]  # a fake monotonic clock that only the fake sleep moves
@@ -106,8 +112,9 @@ def scripted(*responses: httpx.Response | Exception) -> tuple[Handler, list[http
     return handler, seen
 
 
-def read_all(client: GraphClient, key: str = "endpointSecurityIntent", stats: RequestStats | None = None
-             ) -> list[Page]:
+def read_all(
+    client: GraphClient, key: str = "endpointSecurityIntent", stats: RequestStats | None = None
+) -> list[Page]:
     return list(client.iter_pages("tenant-a", key, stats=stats))
 
 
@@ -120,8 +127,9 @@ def test_first_url_for_every_registry_type() -> None:
 
 
 def test_first_url_keeps_dollar_options_literal() -> None:
-    custom = PolicyType("x", "deviceAppManagement/mobileApps",
-                        query={"$filter": "isAssigned eq true", "$top": "999"})
+    custom = PolicyType(
+        "x", "deviceAppManagement/mobileApps", query={"$filter": "isAssigned eq true", "$top": "999"}
+    )
     assert first_url(GRAPH, custom) == (
         f"{GRAPH}/beta/deviceAppManagement/mobileApps?$filter=isAssigned%20eq%20true&$top=999"
     )
@@ -129,8 +137,17 @@ def test_first_url_keeps_dollar_options_literal() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"value": [1, 2', b"<html>", b"[]", b'"text"', b"{}", b'{"value": {}}', b'{"value": null}',
-     b'{"value": [], "@odata.nextLink": 5}', b"\xff\xfe\x00"],
+    [
+        b'{"value": [1, 2',
+        b"<html>",
+        b"[]",
+        b'"text"',
+        b"{}",
+        b'{"value": {}}',
+        b'{"value": null}',
+        b'{"value": [], "@odata.nextLink": 5}',
+        b"\xff\xfe\x00",
+    ],
 )
 def test_parse_page_rejects_untrustworthy_bodies(body: bytes) -> None:
     with pytest.raises(GraphError) as info:
@@ -142,7 +159,8 @@ def test_parse_page_rejects_untrustworthy_bodies(body: bytes) -> None:
 def test_parse_page_accepts_odd_but_valid_pages() -> None:
     assert parse_page(b'{"value": [], "@odata.nextLink": ""}', INTENTS) == ([], None)
     assert parse_page(b'{"value": [1, "x", null, {"id": "a"}], "@odata.count": 99}', INTENTS) == (
-        [1, "x", None, {"id": "a"}], None
+        [1, "x", None, {"id": "a"}],
+        None,
     )
 
 
@@ -253,8 +271,15 @@ def test_unknown_policy_type() -> None:
 class Body(httpx.SyncByteStream):
     """A response body handed out in chunks, optionally failing after some of them; records closing."""
 
-    def __init__(self, data: bytes, *, chunk: int = 7, fail_after: int | None = None,
-                 error: Exception | None = None, on_chunk: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        chunk: int = 7,
+        fail_after: int | None = None,
+        error: Exception | None = None,
+        on_chunk: Callable[[], None] | None = None,
+    ) -> None:
         self.data, self.chunk, self.fail_after, self.error = data, chunk, fail_after, error
         self.on_chunk = on_chunk
         self.sent = 0
@@ -267,7 +292,7 @@ class Body(httpx.SyncByteStream):
             self.sent += 1
             if self.on_chunk:
                 self.on_chunk()
-            yield self.data[i:i + self.chunk]
+            yield self.data[i : i + self.chunk]
 
     def close(self) -> None:
         self.closed = True
@@ -295,17 +320,22 @@ def test_pages_are_decoded_from_the_streamed_body() -> None:
 
 @pytest.mark.parametrize(
     ("error", "code"),
-    [(httpx.ReadError("reset"), ErrorCode.GRAPH_NETWORK),
-     (httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
-      ErrorCode.GRAPH_NETWORK),
-     (httpx.ReadTimeout("slow"), ErrorCode.GRAPH_TIMEOUT)],
+    [
+        (httpx.ReadError("reset"), ErrorCode.GRAPH_NETWORK),
+        (
+            httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+            ErrorCode.GRAPH_NETWORK,
+        ),
+        (httpx.ReadTimeout("slow"), ErrorCode.GRAPH_TIMEOUT),
+    ],
 )
 def test_transport_error_in_the_middle_of_a_body_is_retried(error: Exception, code: ErrorCode) -> None:
     data = page_body([{"id": str(i)} for i in range(50)], f"{INTENTS}?s=2")
     broken = Body(data, fail_after=20, error=error)
     good = Body(data)
-    handler, seen = scripted(httpx.Response(200, stream=broken), httpx.Response(200, stream=good),
-                             page([{"id": "last"}]))
+    handler, seen = scripted(
+        httpx.Response(200, stream=broken), httpx.Response(200, stream=good), page([{"id": "last"}])
+    )
     client, sleeps, _ = make_client(handler)
     stats = RequestStats()
     pages = read_all(client, stats=stats)
@@ -315,8 +345,9 @@ def test_transport_error_in_the_middle_of_a_body_is_retried(error: Exception, co
     assert broken.closed and good.closed
     assert stats.requests == 3 and stats.retries == 1 and stats.pages == 2
     # and when every attempt breaks mid-body, the read fails with the transport code, retryable
-    handler, seen = scripted(*(httpx.Response(200, stream=Body(data, fail_after=5, error=error))
-                               for _ in range(4)))
+    handler, seen = scripted(
+        *(httpx.Response(200, stream=Body(data, fail_after=5, error=error)) for _ in range(4))
+    )
     client, _, _ = make_client(handler)
     with pytest.raises(GraphError) as info:
         read_all(client)
@@ -324,8 +355,12 @@ def test_transport_error_in_the_middle_of_a_body_is_retried(error: Exception, co
 
 
 def test_invalid_streamed_bodies_are_not_retried_and_are_closed() -> None:
-    for data in (page_body([{"id": "1"}])[:-3], b"<html>proxy error</html>", b'{"value": {}}',
-                 b'{"value": [], "@odata.nextLink": 7}'):
+    for data in (
+        page_body([{"id": "1"}])[:-3],
+        b"<html>proxy error</html>",
+        b'{"value": {}}',
+        b'{"value": [], "@odata.nextLink": 7}',
+    ):
         body = Body(data, chunk=4)
         handler, seen = scripted(httpx.Response(200, stream=body))
         client, sleeps, _ = make_client(handler)
@@ -336,8 +371,9 @@ def test_invalid_streamed_bodies_are_not_retried_and_are_closed() -> None:
 
 
 def test_a_body_that_cannot_be_uncompressed_is_an_invalid_response() -> None:
-    handler, seen = scripted(httpx.Response(200, stream=Body(b"not gzip at all"),
-                                            headers={"Content-Encoding": "gzip"}))
+    handler, seen = scripted(
+        httpx.Response(200, stream=Body(b"not gzip at all"), headers={"Content-Encoding": "gzip"})
+    )
     client, sleeps, _ = make_client(handler)
     with pytest.raises(GraphError) as info:
         read_all(client)
@@ -365,8 +401,9 @@ def test_streamed_error_bodies_are_read_whole_and_mapped() -> None:
     assert info.value.code == ErrorCode.GRAPH_FORBIDDEN and "not authorized" in info.value.message
     assert body.closed
     expired = Body(json.dumps({"error": {"code": "InvalidAuthenticationToken", "message": "x"}}).encode())
-    handler, seen = scripted(httpx.Response(401, stream=expired),
-                             httpx.Response(200, stream=Body(page_body([]))))
+    handler, seen = scripted(
+        httpx.Response(401, stream=expired), httpx.Response(200, stream=Body(page_body([])))
+    )
     client, _, tokens = make_client(handler)
     assert read_all(client)[0].items == [] and len(seen) == 2 and expired.closed
     assert ("tenant-a", True) in tokens.calls
@@ -391,12 +428,15 @@ def test_the_per_tenant_bound_covers_reading_the_body() -> None:
                     state["now"] -= 1
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=Tracked(page_body([{"id": request.url.path}]), chunk=4,
-                                                  on_chunk=slow_chunk))
+        return httpx.Response(
+            200, stream=Tracked(page_body([{"id": request.url.path}]), chunk=4, on_chunk=slow_chunk)
+        )
 
     client, _, _ = make_client(handler, per_tenant_concurrency=1)
-    threads = [threading.Thread(target=lambda k=key: list(client.iter_pages("tenant-a", k)))
-               for key in list(REGISTRY)[:4]]
+    threads = [
+        threading.Thread(target=lambda k=key: list(client.iter_pages("tenant-a", k)))
+        for key in list(REGISTRY)[:4]
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -428,8 +468,9 @@ def test_429_without_retry_after_backs_off_exponentially_with_jitter() -> None:
 
 
 def test_retries_exhausted_is_graph_throttled() -> None:
-    handler, seen = scripted(*(graph_error(429, "TooManyRequests", "x", **{"Retry-After": "1"})
-                               for _ in range(4)))
+    handler, seen = scripted(
+        *(graph_error(429, "TooManyRequests", "x", **{"Retry-After": "1"}) for _ in range(4))
+    )
     client, sleeps, _ = make_client(handler)
     stats = RequestStats()
     with pytest.raises(GraphError) as info:
@@ -504,8 +545,12 @@ def test_transport_errors_retried_then_mapped(exc: Exception, code: ErrorCode) -
         (graph_error(403, "Forbidden", "Application is not authorized"), ErrorCode.GRAPH_FORBIDDEN),
         (graph_error(404, "ResourceNotFound", "nope"), ErrorCode.GRAPH_NOT_FOUND),
         (graph_error(400, "BadRequest", "bad $filter"), ErrorCode.GRAPH_BAD_REQUEST),
-        (graph_error(400, "BadRequest", json.dumps({"Message": "Request not applicable to target tenant."})),
-         ErrorCode.GRAPH_TENANT_NOT_LICENSED),
+        (
+            graph_error(
+                400, "BadRequest", json.dumps({"Message": "Request not applicable to target tenant."})
+            ),
+            ErrorCode.GRAPH_TENANT_NOT_LICENSED,
+        ),
     ],
 )
 def test_non_retryable_answers_fail_fast(response: httpx.Response, code: ErrorCode) -> None:
@@ -572,7 +617,8 @@ def test_request_stats_are_plain_counters() -> None:
 
 def test_msal_form_fields_encode_bytes_like_requests() -> None:
     assert _form({"client_assertion": b"ey.J.x", "scope": "s/.default"}) == {
-        "client_assertion": "ey.J.x", "scope": "s/.default"
+        "client_assertion": "ey.J.x",
+        "scope": "s/.default",
     }
     assert _form(None) is None
 

@@ -35,8 +35,9 @@ _keys = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with Emulator(state_dir=tmp_path_factory.mktemp("graph-e2e"), tenants=[CONTOSO, WOODGROVE],
-                  client_secret=SECRET) as emulator:
+    with Emulator(
+        state_dir=tmp_path_factory.mktemp("graph-e2e"), tenants=[CONTOSO, WOODGROVE], client_secret=SECRET
+    ) as emulator:
         yield emulator
 
 
@@ -59,19 +60,35 @@ def rsa_certificate() -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tenantatlas-app")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
 def settings_for(emu: Emulator, **overrides: Any) -> GraphSettings:
     values: dict[str, Any] = {
-        "client_id": emu.client_id, "client_secret": SECRET, "authority_host": emu.base_url,
-        "graph_url": emu.base_url, "ca_bundle": emu.ca_path, "connect_timeout": 5.0, "read_timeout": 10.0,
-        "max_attempts": 4, "retry_budget_s": 5.0, "backoff_base_s": 0.05, "backoff_cap_s": 0.4,
+        "client_id": emu.client_id,
+        "client_secret": SECRET,
+        "authority_host": emu.base_url,
+        "graph_url": emu.base_url,
+        "ca_bundle": emu.ca_path,
+        "connect_timeout": 5.0,
+        "read_timeout": 10.0,
+        "max_attempts": 4,
+        "retry_budget_s": 5.0,
+        "backoff_base_s": 0.05,
+        "backoff_cap_s": 0.4,
     }
     values.update(overrides)
     return GraphSettings(**values)
@@ -100,8 +117,11 @@ def ids(items: list[Any]) -> list[str]:
 
 
 def log_for(emu: Emulator, tenant_id: str, endpoint: str | None = None) -> list[RequestRecord]:
-    return [r for r in emu.request_log
-            if r.tenant_id == tenant_id and (endpoint is None or r.endpoint == endpoint)]
+    return [
+        r
+        for r in emu.request_log
+        if r.tenant_id == tenant_id and (endpoint is None or r.endpoint == endpoint)
+    ]
 
 
 def expect_error(code: ErrorCode, fn: Callable[[], object]) -> GraphError:
@@ -168,8 +188,9 @@ def test_empty_pages_between_real_pages_are_followed(
     emu.inject(Fault("empty_pages", tenant_id=tenant, policy_type="settingsCatalogPolicy"))
     pages = list(make_client().iter_pages(tenant, "settingsCatalogPolicy"))
     assert any(not p.items for p in pages)
-    assert ids([i for p in pages for i in p.items]) == [o["id"] for o in emu.objects(tenant,
-                                                                                     "settingsCatalogPolicy")]
+    assert ids([i for p in pages for i in p.items]) == [
+        o["id"] for o in emu.objects(tenant, "settingsCatalogPolicy")
+    ]
 
 
 # -- throttling and retries --------------------------------------------------------------------------
@@ -186,8 +207,9 @@ def test_throttling_absorbed_and_retry_after_honoured(
     emu: Emulator, make_client: Callable[..., GraphClient]
 ) -> None:
     tenant = new_tenant(emu, sizes={"settingsCatalogPolicy": 60})  # 3 pages; every 2nd request is a 429
-    emu.inject(Fault("throttle", tenant_id=tenant, policy_type="settingsCatalogPolicy", ratio=0.5,
-                     retry_after="0.3"))
+    emu.inject(
+        Fault("throttle", tenant_id=tenant, policy_type="settingsCatalogPolicy", ratio=0.5, retry_after="0.3")
+    )
     stats = RequestStats()
     items = read(make_client(), tenant, "settingsCatalogPolicy", stats)
     assert len(items) == 60
@@ -204,8 +226,11 @@ def test_throttling_absorbed_and_retry_after_honoured(
 def test_fractional_and_http_date_retry_after(emu: Emulator, make_client: Callable[..., GraphClient]) -> None:
     tenant = new_tenant(emu)
     emu.inject(Fault("throttle", tenant_id=tenant, policy_type="mobileApp", count=1, retry_after="0.128"))
-    emu.inject(Fault("status", status=503, tenant_id=tenant, policy_type="roleScopeTag", count=1,
-                     retry_after="date+1"))
+    emu.inject(
+        Fault(
+            "status", status=503, tenant_id=tenant, policy_type="roleScopeTag", count=1, retry_after="date+1"
+        )
+    )
     client = make_client()
     stats = RequestStats()
     assert len(read(client, tenant, "mobileApp", stats)) == 3
@@ -246,11 +271,14 @@ def test_rate_limited_tenant_is_read_completely(
 
 def test_retries_exhausted_is_graph_throttled(emu: Emulator, make_client: Callable[..., GraphClient]) -> None:
     tenant = new_tenant(emu)
-    emu.inject(Fault("throttle", tenant_id=tenant, policy_type="groupPolicyConfiguration",
-                     retry_after="0.05"))
+    emu.inject(
+        Fault("throttle", tenant_id=tenant, policy_type="groupPolicyConfiguration", retry_after="0.05")
+    )
     stats = RequestStats()
-    error = expect_error(ErrorCode.GRAPH_THROTTLED,
-                         lambda: read(make_client(max_attempts=3), tenant, "groupPolicyConfiguration", stats))
+    error = expect_error(
+        ErrorCode.GRAPH_THROTTLED,
+        lambda: read(make_client(max_attempts=3), tenant, "groupPolicyConfiguration", stats),
+    )
     assert error.status == 429 and error.retryable
     assert [r.status for r in log_for(emu, tenant, "graph")] == [429, 429, 429]
     assert (stats.requests, stats.throttled, stats.retries) == (3, 3, 2)
@@ -261,8 +289,10 @@ def test_retry_after_beyond_budget_fails_without_waiting(
 ) -> None:
     tenant = new_tenant(emu)
     emu.inject(Fault("throttle", tenant_id=tenant, policy_type="deviceConfiguration", retry_after="30"))
-    error = expect_error(ErrorCode.GRAPH_THROTTLED,
-                         lambda: read(make_client(retry_budget_s=2.0), tenant, "deviceConfiguration"))
+    error = expect_error(
+        ErrorCode.GRAPH_THROTTLED,
+        lambda: read(make_client(retry_budget_s=2.0), tenant, "deviceConfiguration"),
+    )
     assert "Retry-After 30s exceeds" in error.message
     assert len(log_for(emu, tenant, "graph")) == 1
 
@@ -270,8 +300,9 @@ def test_retry_after_beyond_budget_fails_without_waiting(
 def test_server_errors(emu: Emulator, make_client: Callable[..., GraphClient]) -> None:
     tenant = new_tenant(emu)
     # a 504 in the middle of paging is absorbed
-    emu.inject(Fault("status", status=504, tenant_id=tenant, policy_type="settingsCatalogPolicy", ratio=0.5,
-                     count=1))
+    emu.inject(
+        Fault("status", status=504, tenant_id=tenant, policy_type="settingsCatalogPolicy", ratio=0.5, count=1)
+    )
     client = make_client()
     assert len(read(client, tenant, "settingsCatalogPolicy")) == 30
     # a persistent 500 fails soon with graph_server_error
@@ -298,8 +329,9 @@ def test_forbidden_fails_fast(emu: Emulator, make_client: Callable[..., GraphCli
 def test_unlicensed_tenant(emu: Emulator, make_client: Callable[..., GraphClient]) -> None:
     tenant = new_tenant(emu, licensed=False)
     client = make_client()
-    error = expect_error(ErrorCode.GRAPH_TENANT_NOT_LICENSED,
-                         lambda: read(client, tenant, "deviceConfiguration"))
+    error = expect_error(
+        ErrorCode.GRAPH_TENANT_NOT_LICENSED, lambda: read(client, tenant, "deviceConfiguration")
+    )
     assert error.status == 400 and not error.retryable
     assert len(log_for(emu, tenant, "graph")) == 1
     assert len(read(client, tenant, "conditionalAccessPolicy")) == 3  # Entra, not Intune
@@ -333,15 +365,17 @@ def test_non_object_items_are_passed_through(emu: Emulator, make_client: Callabl
 # -- authentication -----------------------------------------------------------------------------------
 def test_wrong_secret_is_invalid_client(emu: Emulator, make_client: Callable[..., GraphClient]) -> None:
     tenant = new_tenant(emu)
-    error = expect_error(ErrorCode.AUTH_INVALID_CLIENT,
-                         lambda: make_client(client_secret=WRONG_SECRET).acquire_token(tenant))
+    error = expect_error(
+        ErrorCode.AUTH_INVALID_CLIENT, lambda: make_client(client_secret=WRONG_SECRET).acquire_token(tenant)
+    )
     assert WRONG_SECRET not in str(error) and WRONG_SECRET not in repr(error)
     assert "AADSTS7000215" in error.message
 
 
 def test_unconsented_tenant(emu: Emulator, make_client: Callable[..., GraphClient]) -> None:
-    error = expect_error(ErrorCode.AUTH_APP_NOT_CONSENTED,
-                         lambda: make_client().acquire_token(WOODGROVE.tenant_id))
+    error = expect_error(
+        ErrorCode.AUTH_APP_NOT_CONSENTED, lambda: make_client().acquire_token(WOODGROVE.tenant_id)
+    )
     assert "consent" in error.message
 
 
@@ -435,8 +469,9 @@ def test_secret_never_logged_or_in_errors(
     for name in ("msal", "httpx", "httpcore", "tenantatlas_pipelines"):
         caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     tenant = new_tenant(emu)
-    emu.inject(Fault("throttle", tenant_id=tenant, policy_type="deviceConfiguration", count=1,
-                     retry_after="0.05"))
+    emu.inject(
+        Fault("throttle", tenant_id=tenant, policy_type="deviceConfiguration", count=1, retry_after="0.05")
+    )
     good = make_client()
     errors: list[GraphError] = []
     read(good, tenant, "deviceConfiguration")
@@ -449,7 +484,13 @@ def test_secret_never_logged_or_in_errors(
             action()
         errors.append(info.value)
     assert any(r.name.startswith("msal") for r in caplog.records)  # MSAL's DEBUG output was captured
-    texts = [caplog.text, *(m.getMessage() for m in caplog.records), *(str(e) for e in errors),
-             *(repr(e) for e in errors), repr(good.settings), str(replace(good.settings))]
+    texts = [
+        caplog.text,
+        *(m.getMessage() for m in caplog.records),
+        *(str(e) for e in errors),
+        *(repr(e) for e in errors),
+        repr(good.settings),
+        str(replace(good.settings)),
+    ]
     for text in texts:
         assert SECRET not in text and WRONG_SECRET not in text

@@ -34,12 +34,24 @@ def envelope(code: str, message: str) -> bytes:
     ("status", "body", "code", "retryable"),
     [
         (400, envelope("BadRequest", "Invalid filter clause"), ErrorCode.GRAPH_BAD_REQUEST, False),
-        (400, envelope("BadRequest", "Request not applicable to target tenant."),
-         ErrorCode.GRAPH_TENANT_NOT_LICENSED, False),
-        (401, envelope("InvalidAuthenticationToken", "Access token has expired."),
-         ErrorCode.GRAPH_UNAUTHORIZED, False),
-        (403, envelope("Forbidden", "Application is not authorized to perform this operation."),
-         ErrorCode.GRAPH_FORBIDDEN, False),
+        (
+            400,
+            envelope("BadRequest", "Request not applicable to target tenant."),
+            ErrorCode.GRAPH_TENANT_NOT_LICENSED,
+            False,
+        ),
+        (
+            401,
+            envelope("InvalidAuthenticationToken", "Access token has expired."),
+            ErrorCode.GRAPH_UNAUTHORIZED,
+            False,
+        ),
+        (
+            403,
+            envelope("Forbidden", "Application is not authorized to perform this operation."),
+            ErrorCode.GRAPH_FORBIDDEN,
+            False,
+        ),
         (404, envelope("ResourceNotFound", "Resource not found"), ErrorCode.GRAPH_NOT_FOUND, False),
         (405, b"", ErrorCode.GRAPH_BAD_REQUEST, False),
         (429, envelope("TooManyRequests", "Too many requests"), ErrorCode.GRAPH_THROTTLED, True),
@@ -68,8 +80,14 @@ def test_retryable_statuses_documented_set() -> None:
     "message",
     [
         # Intune nests a JSON document (with its own Message) inside error.message
-        json.dumps({"_version": 3, "Message": "Request not applicable to target tenant. - Operation ID: x",
-                    "CustomApiErrorPhrase": "", "RetryAfter": None}),
+        json.dumps(
+            {
+                "_version": 3,
+                "Message": "Request not applicable to target tenant. - Operation ID: x",
+                "CustomApiErrorPhrase": "",
+                "RetryAfter": None,
+            }
+        ),
         json.dumps({"error": {"code": "x", "message": "Request not applicable to target tenant."}}),
         json.dumps({"Message": json.dumps({"Message": "request NOT applicable to target tenant"})}),
         "An error has occurred - Request not applicable to target tenant.",
@@ -82,8 +100,17 @@ def test_not_licensed_found_inside_nested_messages(message: str) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [None, b"", b"\xff\xfe", b"[]", b'{"error": "string"}', b'{"error": {"code": 5, "message": null}}',
-     envelope("BadRequest", "{not json"), envelope("BadRequest", "[1, 2]"), b"{" * 10_000],
+    [
+        None,
+        b"",
+        b"\xff\xfe",
+        b"[]",
+        b'{"error": "string"}',
+        b'{"error": {"code": 5, "message": null}}',
+        envelope("BadRequest", "{not json"),
+        envelope("BadRequest", "[1, 2]"),
+        b"{" * 10_000,
+    ],
 )
 def test_parse_graph_error_tolerates_anything(body: bytes | None) -> None:
     code, message = parse_graph_error(body)
@@ -101,18 +128,43 @@ def test_is_invalid_token() -> None:
 @pytest.mark.parametrize(
     ("result", "code"),
     [
-        ({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.",
-          "error_codes": [7000215]}, ErrorCode.AUTH_INVALID_CLIENT),
-        ({"error": "invalid_client", "error_description": "AADSTS7000222: The provided client secret keys "
-          "are expired."}, ErrorCode.AUTH_INVALID_CLIENT),
-        ({"error": "unauthorized_client", "error_description": "AADSTS700016: Application with identifier "
-          "'x' was not found in the directory 'y'.", "error_codes": [700016]},
-         ErrorCode.AUTH_APP_NOT_CONSENTED),
-        ({"error": "invalid_request", "error_description": "AADSTS90002: Tenant 'x' not found.",
-          "error_codes": [90002]}, ErrorCode.AUTH_TENANT_NOT_FOUND),
+        (
+            {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.",
+                "error_codes": [7000215],
+            },
+            ErrorCode.AUTH_INVALID_CLIENT,
+        ),
+        (
+            {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000222: The provided client secret keys are expired.",
+            },
+            ErrorCode.AUTH_INVALID_CLIENT,
+        ),
+        (
+            {
+                "error": "unauthorized_client",
+                "error_description": "AADSTS700016: Application with identifier "
+                "'x' was not found in the directory 'y'.",
+                "error_codes": [700016],
+            },
+            ErrorCode.AUTH_APP_NOT_CONSENTED,
+        ),
+        (
+            {
+                "error": "invalid_request",
+                "error_description": "AADSTS90002: Tenant 'x' not found.",
+                "error_codes": [90002],
+            },
+            ErrorCode.AUTH_TENANT_NOT_FOUND,
+        ),
         ({"error": "invalid_request", "error_codes": [90002]}, ErrorCode.AUTH_TENANT_NOT_FOUND),
-        ({"error": "temporarily_unavailable", "error_description": "AADSTS50196: loop"},
-         ErrorCode.AUTH_FAILED),
+        (
+            {"error": "temporarily_unavailable", "error_description": "AADSTS50196: loop"},
+            ErrorCode.AUTH_FAILED,
+        ),
         ({}, ErrorCode.AUTH_FAILED),
     ],
 )
@@ -142,9 +194,11 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
 
 
 def test_auth_exception_discovery_failure_is_tenant_not_found() -> None:
-    inner = ValueError('OIDC Discovery failed on https://x/t/v2.0/.well-known/openid-configuration. HTTP '
-                       'status: 400, Error: {"error":"invalid_tenant","error_description":"AADSTS90002: '
-                       'Tenant not found."}')
+    inner = ValueError(
+        "OIDC Discovery failed on https://x/t/v2.0/.well-known/openid-configuration. HTTP "
+        'status: 400, Error: {"error":"invalid_tenant","error_description":"AADSTS90002: '
+        'Tenant not found."}'
+    )
     exc = _chained(ValueError("Unable to get authority configuration for https://x/t."), inner)
     assert error_for_auth_exception(exc, "t").code == ErrorCode.AUTH_TENANT_NOT_FOUND
     bare = ValueError("Unable to get authority configuration for https://x/t. Also check")

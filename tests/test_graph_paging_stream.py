@@ -55,7 +55,7 @@ def split(body: bytes, cuts: list[int]) -> list[bytes]:
 
 
 def one_byte_chunks(body: bytes) -> Iterator[bytes]:
-    return (body[i:i + 1] for i in range(len(body)))
+    return (body[i : i + 1] for i in range(len(body)))
 
 
 def invalid(chunks: Any) -> GraphError:
@@ -67,27 +67,50 @@ def invalid(chunks: Any) -> GraphError:
 
 
 # -- any chunking gives json.loads's answer ------------------------------------------------------------
-long_text = st.builds(lambda c, n: c * n, st.characters(exclude_categories=("Cs",)),
-                      st.integers(MAX_STRING_CHARS - 2, MAX_STRING_CHARS + 40))
-scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12) | long_text)
+long_text = st.builds(
+    lambda c, n: c * n,
+    st.characters(exclude_categories=("Cs",)),
+    st.integers(MAX_STRING_CHARS - 2, MAX_STRING_CHARS + 40),
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | long_text
+)
 json_values = st.recursive(
     scalars,
-    lambda children: (st.lists(children, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
-items_strategy = st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5) | json_values,
-                          max_size=6)
+items_strategy = st.lists(
+    st.dictionaries(st.text(max_size=8), json_values, max_size=5) | json_values, max_size=6
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=items_strategy, link=st.sampled_from([None, "", NEXT, NEXT + "x" * LONG]),
-       link_first=st.booleans(), ascii_only=st.booleans(), indent=st.sampled_from([None, 1]),
-       count=st.booleans(), data=st.data())
-def test_any_chunking_gives_the_json_loads_answer(items: list[Any], link: str | None, link_first: bool,
-                                                  ascii_only: bool, indent: int | None, count: bool,
-                                                  data: st.DataObject) -> None:
+@given(
+    items=items_strategy,
+    link=st.sampled_from([None, "", NEXT, NEXT + "x" * LONG]),
+    link_first=st.booleans(),
+    ascii_only=st.booleans(),
+    indent=st.sampled_from([None, 1]),
+    count=st.booleans(),
+    data=st.data(),
+)
+def test_any_chunking_gives_the_json_loads_answer(
+    items: list[Any],
+    link: str | None,
+    link_first: bool,
+    ascii_only: bool,
+    indent: int | None,
+    count: bool,
+    data: st.DataObject,
+) -> None:
     doc: dict[str, Any] = {"@odata.context": "https://graph.test/$metadata#mobileApps"}
     if count:
         doc["@odata.count"] = len(items)
@@ -106,11 +129,13 @@ def test_any_chunking_gives_the_json_loads_answer(items: list[Any], link: str | 
 
 
 def test_every_single_split_and_one_byte_chunks() -> None:
-    body = ('\ufeff \n{"@odata.context": "c\\u00e9", "value": [{"id": "a",'
-            ' "displayName": "caf\u00e9 \U0001f600 \u4e2d", "n": -1.5e3, "min": -9223372036854775808,'
-            ' "big": 123456789012345678901234567890, "huge": 1e400, "z": -0.0, "ok": true, "none": null,'
-            ' "esc": "\\"\\\\\\/\\b\\f\\n\\r\\t\\ud83d\\ude00"}, "plain", 7],'
-            f' "{NEXT_LINK}": "{NEXT}"}}\r\n').encode()
+    body = (
+        '\ufeff \n{"@odata.context": "c\\u00e9", "value": [{"id": "a",'
+        ' "displayName": "caf\u00e9 \U0001f600 \u4e2d", "n": -1.5e3, "min": -9223372036854775808,'
+        ' "big": 123456789012345678901234567890, "huge": 1e400, "z": -0.0, "ok": true, "none": null,'
+        ' "esc": "\\"\\\\\\/\\b\\f\\n\\r\\t\\ud83d\\ude00"}, "plain", 7],'
+        f' "{NEXT_LINK}": "{NEXT}"}}\r\n'
+    ).encode()
     expected = (json.loads(body.decode("utf-8-sig"))["value"], NEXT)
     assert repr(decode_page(one_byte_chunks(body), URL)) == repr(expected)
     for i in range(len(body) + 1):
@@ -127,8 +152,18 @@ def test_a_body_truncated_anywhere_is_invalid() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"   \n", b"\xef\xbb", b"[]", b'[{"value": []}]', b'"text"', b"5", b"null", b"<html>oops</html>",
-     b"\xff\xfe\x00"],
+    [
+        b"",
+        b"   \n",
+        b"\xef\xbb",
+        b"[]",
+        b'[{"value": []}]',
+        b'"text"',
+        b"5",
+        b"null",
+        b"<html>oops</html>",
+        b"\xff\xfe\x00",
+    ],
 )
 def test_a_body_that_is_not_an_object_is_invalid(body: bytes) -> None:
     invalid([body])
@@ -145,8 +180,16 @@ def test_a_non_object_is_refused_at_its_first_significant_byte() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{}", b'{"value": {}}', b'{"value": null}', b'{"value": "x"}', b'{"value": 1}',
-     b'{"@odata.nextLink": "https://graph.test/x"}', b'{"values": []}', b'{"x": {"value": []}}'],
+    [
+        b"{}",
+        b'{"value": {}}',
+        b'{"value": null}',
+        b'{"value": "x"}',
+        b'{"value": 1}',
+        b'{"@odata.nextLink": "https://graph.test/x"}',
+        b'{"values": []}',
+        b'{"x": {"value": []}}',
+    ],
 )
 def test_an_object_without_a_value_list_is_invalid(body: bytes) -> None:
     assert "'value' list" in invalid([body]).message
@@ -155,15 +198,25 @@ def test_an_object_without_a_value_list_is_invalid(body: bytes) -> None:
 @pytest.mark.parametrize("link", ["5", "true", "{}", "[]", '["https://graph.test/x"]', "1.5"])
 @pytest.mark.parametrize("link_first", [True, False])
 def test_a_non_string_next_link_is_invalid(link: str, link_first: bool) -> None:
-    body = (f'{{"{NEXT_LINK}": {link}, "value": []}}' if link_first
-            else f'{{"value": [], "{NEXT_LINK}": {link}}}').encode()
+    body = (
+        f'{{"{NEXT_LINK}": {link}, "value": []}}' if link_first else f'{{"value": [], "{NEXT_LINK}": {link}}}'
+    ).encode()
     assert NEXT_LINK in invalid(one_byte_chunks(body)).message
 
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"value": []} x', b'{"value": []}{}', b'{"value": [1,]}', b'{"value": [], }', b"{'value': []}",
-     b'{"value": [NaN]}', b'{"value": ["\xff"]}', b'{"value": ["\xc3"]}', b'{"value": [01]}'],
+    [
+        b'{"value": []} x',
+        b'{"value": []}{}',
+        b'{"value": [1,]}',
+        b'{"value": [], }',
+        b"{'value': []}",
+        b'{"value": [NaN]}',
+        b'{"value": ["\xff"]}',
+        b'{"value": ["\xc3"]}',
+        b'{"value": [01]}',
+    ],
 )
 def test_malformed_json_is_invalid(body: bytes) -> None:
     invalid([body])
@@ -175,8 +228,9 @@ def test_odd_but_valid_pages() -> None:
     assert decode_page([b'{"value": [], "@odata.nextLink": null}'], URL) == ([], None)
     assert decode_page([b"", b'{"value":', b"", b"[]}", b""], URL) == ([], None)
     # a repeated member: the last one wins, as with json.loads
-    assert decode_page([b'{"value": [1], "value": [2], "@odata.nextLink": "a", "@odata.nextLink": "b"}'],
-                       URL) == ([2], "b")
+    assert decode_page(
+        [b'{"value": [1], "value": [2], "@odata.nextLink": "a", "@odata.nextLink": "b"}'], URL
+    ) == ([2], "b")
 
 
 # -- what the items look like ----------------------------------------------------------------------------
@@ -229,8 +283,9 @@ def test_decoded_objects_are_plain_dicts_to_their_users() -> None:
 
 # -- failures of the source, threads, memory -------------------------------------------------------------
 def test_a_transport_error_propagates_unchanged_and_leaves_no_state() -> None:
-    body = json.dumps({"value": [{"id": str(i), "s": "y" * LONG, "l": ["z" * LONG]} for i in range(50)],
-                       NEXT_LINK: NEXT}).encode()
+    body = json.dumps(
+        {"value": [{"id": str(i), "s": "y" * LONG, "l": ["z" * LONG]} for i in range(50)], NEXT_LINK: NEXT}
+    ).encode()
 
     def dropped() -> Iterator[bytes]:
         yield body[: len(body) // 2]
@@ -260,8 +315,14 @@ def test_a_decode_inside_a_chunk_source_does_not_disturb_the_outer_one() -> None
 
 def test_threads_decoding_at_once_do_not_mix_their_pages() -> None:
     bodies = [
-        json.dumps({"value": [{"id": f"{t}-{i}", "l": [f"{t}" * LONG, i + 0.5], "s": f"{t}" * LONG}
-                              for i in range(200)], NEXT_LINK: f"{NEXT}{t}"}).encode()
+        json.dumps(
+            {
+                "value": [
+                    {"id": f"{t}-{i}", "l": [f"{t}" * LONG, i + 0.5], "s": f"{t}" * LONG} for i in range(200)
+                ],
+                NEXT_LINK: f"{NEXT}{t}",
+            }
+        ).encode()
         for t in range(4)
     ]
     results: dict[int, Any] = {}
@@ -269,7 +330,7 @@ def test_threads_decoding_at_once_do_not_mix_their_pages() -> None:
     def slow(body: bytes) -> Iterator[bytes]:
         for i in range(0, len(body), 997):
             time.sleep(0)  # let the other threads run between chunks
-            yield body[i:i + 997]
+            yield body[i : i + 997]
 
     def work(t: int) -> None:
         results[t] = decode_page(slow(bodies[t]), URL)
@@ -293,8 +354,13 @@ def test_memory_stays_far_below_the_body() -> None:
         head = b'{"@odata.context": "c", "value": ['
         pending = head
         for i in range(n_items):
-            item = json.dumps({"id": str(i), "displayName": f"app \u00e9 {i}",
-                               "largeIcon": {"type": "image/png", "value": icon}}).encode()
+            item = json.dumps(
+                {
+                    "id": str(i),
+                    "displayName": f"app \u00e9 {i}",
+                    "largeIcon": {"type": "image/png", "value": icon},
+                }
+            ).encode()
             pending += (b"," if i else b"") + item
             while len(pending) >= 65536:
                 yield pending[:65536]

@@ -19,8 +19,10 @@ SECRET = "Zq8~very.secret-value_123"
 
 
 def env(**values: str) -> dict[str, str]:
-    base = {"TENANTATLAS_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
-            "TENANTATLAS_CLIENT_SECRET": SECRET}
+    base = {
+        "TENANTATLAS_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+        "TENANTATLAS_CLIENT_SECRET": SECRET,
+    }
     base.update({f"TENANTATLAS_{k.upper()}": v for k, v in values.items()})
     return base
 
@@ -28,20 +30,39 @@ def env(**values: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("cloud", "authority", "graph", "scope"),
     [
-        ("global", "https://login.microsoftonline.com", "https://graph.microsoft.com",
-         "https://graph.microsoft.com/.default"),
-        ("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us",
-         "https://graph.microsoft.us/.default"),
-        ("usgov-dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us",
-         "https://dod-graph.microsoft.us/.default"),
-        ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn",
-         "https://microsoftgraph.chinacloudapi.cn/.default"),
+        (
+            "global",
+            "https://login.microsoftonline.com",
+            "https://graph.microsoft.com",
+            "https://graph.microsoft.com/.default",
+        ),
+        (
+            "usgov",
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us",
+            "https://graph.microsoft.us/.default",
+        ),
+        (
+            "usgov-dod",
+            "https://login.microsoftonline.us",
+            "https://dod-graph.microsoft.us",
+            "https://dod-graph.microsoft.us/.default",
+        ),
+        (
+            "china",
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn/.default",
+        ),
     ],
 )
 def test_every_cloud(cloud: str, authority: str, graph: str, scope: str) -> None:
     settings = GraphSettings.from_env(env(cloud=cloud.upper() if cloud == "china" else cloud))
     assert (settings.cloud, settings.authority_host, settings.graph_url, settings.scope) == (
-        cloud, authority, graph, scope
+        cloud,
+        authority,
+        graph,
+        scope,
     )
     assert settings.instance_discovery is True  # Microsoft's own hosts: let MSAL validate them
     assert settings.authority("tid") == f"{authority}/tid"
@@ -75,9 +96,15 @@ def test_overrides_turn_off_instance_discovery_and_derive_scope_from_graph_host(
 
 def test_numbers_from_env() -> None:
     settings = GraphSettings.from_env(
-        env(graph_max_attempts="3", graph_retry_budget_s="1.5", graph_per_tenant_concurrency="2",
-            graph_read_timeout="5", graph_connect_timeout="2", graph_backoff_base_s="0.1",
-            graph_backoff_cap_s="1")
+        env(
+            graph_max_attempts="3",
+            graph_retry_budget_s="1.5",
+            graph_per_tenant_concurrency="2",
+            graph_read_timeout="5",
+            graph_connect_timeout="2",
+            graph_backoff_base_s="0.1",
+            graph_backoff_cap_s="1",
+        )
     )
     assert (settings.max_attempts, settings.retry_budget_s, settings.per_tenant_concurrency) == (3, 1.5, 2)
     assert (settings.read_timeout, settings.connect_timeout) == (5.0, 2.0)
@@ -93,8 +120,10 @@ def test_numbers_from_env() -> None:
     [
         ({"TENANTATLAS_CLIENT_SECRET": SECRET}, ErrorCode.AUTH_MISSING_CREDENTIALS),
         ({"TENANTATLAS_CLIENT_ID": "c"}, ErrorCode.AUTH_MISSING_CREDENTIALS),
-        ({"TENANTATLAS_CLIENT_ID": "c", "TENANTATLAS_CLIENT_SECRET": "  "},
-         ErrorCode.AUTH_MISSING_CREDENTIALS),
+        (
+            {"TENANTATLAS_CLIENT_ID": "c", "TENANTATLAS_CLIENT_SECRET": "  "},
+            ErrorCode.AUTH_MISSING_CREDENTIALS,
+        ),
         ({}, ErrorCode.AUTH_MISSING_CREDENTIALS),
         (env(cloud="mars"), ErrorCode.CONFIG_INVALID),
         (env(graph_url="http://graph.example"), ErrorCode.CONFIG_INVALID),
@@ -132,8 +161,11 @@ def test_certificate_only_is_enough(tmp_path: Path) -> None:
     cert = tmp_path / "c.pem"
     cert.write_text("x")
     settings = GraphSettings.from_env(
-        {"TENANTATLAS_CLIENT_ID": "c", "TENANTATLAS_CLIENT_CERTIFICATE": str(cert),
-         "TENANTATLAS_CLIENT_CERTIFICATE_THUMBPRINT": "AB:CD"}
+        {
+            "TENANTATLAS_CLIENT_ID": "c",
+            "TENANTATLAS_CLIENT_CERTIFICATE": str(cert),
+            "TENANTATLAS_CLIENT_CERTIFICATE_THUMBPRINT": "AB:CD",
+        }
     )
     assert settings.certificate_path == cert and settings.certificate_thumbprint == "AB:CD"
     assert settings.client_secret is None

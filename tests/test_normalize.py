@@ -152,8 +152,10 @@ def test_normalisation_never_raises(key: str, payload: dict[str, Any], name: Any
 def test_lone_surrogates_become_replacement_characters() -> None:
     import json
 
-    raw = json.loads('{"id": "a\\ud800b", "displayName": "x\\udfffy", "version": "v\\ud83d",'
-                     ' "roleScopeTagIds": ["\\ud800"]}')
+    raw = json.loads(
+        '{"id": "a\\ud800b", "displayName": "x\\udfffy", "version": "v\\ud83d",'
+        ' "roleScopeTagIds": ["\\ud800"]}'
+    )
     rec = normalize_item(REGISTRY["deviceConfiguration"], raw)
     assert isinstance(rec, InventoryRecord)
     assert (rec.external_id, rec.display_name) == ("a\ufffdb", "x\ufffdy")

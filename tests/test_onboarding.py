@@ -668,8 +668,6 @@ def discovery_tick(instance: DagsterInstance, emu: Emulator) -> SkipReason:
     return result
 
 
-
-
 def test_sensor_registers_discovered_customers_for_the_registry_sensor(
     partner: Emulator, db: Database, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

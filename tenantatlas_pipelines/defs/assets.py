@@ -32,7 +32,7 @@ from dagster import (
 
 from ..db import Database
 from ..errors import TenantAtlasError
-from . import reporting
+from . import freshness, reporting
 from .failures import ExplainedFailure
 from .inventory_checks import INVENTORY_CHECK_SPECS, inventory_check_results, sync_complete_result
 from .partitions import PartitionRef, partition_ref, sync_partitions
@@ -85,10 +85,29 @@ def inventory_sync(
         explanation = reporting.outcome_description(result)
         context.log.warning(explanation)
     # A success is already told by the engine's own "finished" line (with its counts) and the metadata.
+    if result.status == "skipped":  # read nothing: the lock holder's run refreshes the partition
+        fresh = _fresh_from_ledger(db, ref)
+    else:
+        now = freshness.utcnow()
+        fresh = freshness.fresh_result(now, now, freshness.schedule_limit(now))
     yield MaterializeResult(
         metadata=metadata,
-        check_results=[sync_complete_result(result.status, explanation), *inventory_check_results(db, ref)],
+        check_results=[
+            sync_complete_result(result.status, explanation),
+            fresh,
+            *inventory_check_results(db, ref),
+        ],
     )
+
+
+def _fresh_from_ledger(db: Database, ref: PartitionRef) -> AssetCheckResult:
+    """Freshness from the ledger's last good sync (after a failed or skipped sync of this run)."""
+    from ..store.status import latest_synced_at
+
+    now = freshness.utcnow()
+    with db.pooled() as conn:
+        synced = latest_synced_at(conn).get((ref.tenant, ref.selection))
+    return freshness.fresh_result(synced, now, freshness.schedule_limit(now))
 
 
 def _checks_after_failure(
@@ -101,6 +120,7 @@ def _checks_after_failure(
     evaluated, and Dagster then shows them as not executed, which is the truth."""
     yield sync_complete_result("failed", why)
     try:
+        yield _fresh_from_ledger(db, ref)
         yield from inventory_check_results(db, ref)
         planned = _planned_missing_checks(context)
         if planned:

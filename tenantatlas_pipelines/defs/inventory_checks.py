@@ -35,6 +35,14 @@ INVENTORY_CHECK_SPECS = [
         "warning instead of a clean green) and with ERROR severity when it failed.",
     ),
     AssetCheckSpec(
+        "inventory_sync_fresh",
+        asset=ASSET,
+        partitions_def=sync_partitions,
+        description="The partition's last sync that read something is younger than the schedule's "
+        "interval plus a grace period (TENANTATLAS_FRESHNESS_GRACE_S, default 1 h). Each sync reports it; "
+        "the freshness sensor fails it with WARN severity when a tenant is overdue.",
+    ),
+    AssetCheckSpec(
         "inventory_identities_unique",
         asset=ASSET,
         partitions_def=sync_partitions,

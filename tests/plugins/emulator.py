@@ -37,9 +37,15 @@ def emulator_ssl_context(emu: Emulator) -> ssl.SSLContext:
 def fetch_token(emu: Emulator, tenant_id: str, secret: str | None = None) -> str:
     """A Graph access token for `tenant_id` from the emulator's token endpoint."""
     with httpx.Client(verify=emulator_ssl_context(emu), timeout=10) as http:
-        resp = http.post(f"{emu.authority_host}/{tenant_id}/oauth2/v2.0/token", data={
-            "client_id": emu.client_id, "client_secret": secret or emu.client_secret,
-            "scope": f"{emu.graph_url}/.default", "grant_type": "client_credentials"})
+        resp = http.post(
+            f"{emu.authority_host}/{tenant_id}/oauth2/v2.0/token",
+            data={
+                "client_id": emu.client_id,
+                "client_secret": secret or emu.client_secret,
+                "scope": f"{emu.graph_url}/.default",
+                "grant_type": "client_credentials",
+            },
+        )
     resp.raise_for_status()
     return resp.json()["access_token"]
 
