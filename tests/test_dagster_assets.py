@@ -84,7 +84,7 @@ def test_partition_run_is_one_sync_with_metadata_tag_missing_and_checks(
     assert meta["requests"] >= 3 and meta["sync_run_id"].isdigit()  # text: an id is not plotted
     for name in ("changed", "errors", "meta_keys_dropped", "throttled", "duration_s"):
         assert name in meta
-    assert meta["ledger"]["sync_run_id"] == meta["sync_run_id"]
+    assert str(meta["ledger"]["sync_run_id"]) == meta["sync_run_id"]
     # The run queue's per-tenant limit keys on this tag: one run per partition carries it.
     tags = instance.get_run_by_id(first.run_id).tags
     assert tags[TENANT_PARTITION_TAG] == "contoso" and tags["dagster/partition/selection"] == "apps"
