@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import warnings
@@ -450,39 +449,39 @@ def _simulate_drift(emu: Any, db: Database, refs: Sequence[PartitionRef]) -> tup
 )
 @handle_errors
 def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
-    """Set up like `demo`, then run `dagster dev` (webserver + daemon) on PostgreSQL storage.
+    """Set up like `demo`, then run the Dagster UI (webserver), daemon and one long-lived code server.
 
     The tenant registry sensor turns registered tenants into partitions and syncs new ones; the
-    schedule keeps them fresh. Stop with Ctrl-C (the emulator stops with it).
+    schedule keeps them fresh. Ctrl-C or SIGTERM stops every process it started (one process group,
+    bounded by TENANTATLAS_DEV_STOP_TIMEOUT_S, default 20 s, then killed), the emulator with them.
     """
-    with stack(emulator=_want_emulator(emulator), scale=scale) as st:
-        from .config import PROJECT_ROOT
+    import logging
 
-        workspace = PROJECT_ROOT / "workspace.yaml"
-        target = ["-w", str(workspace)] if workspace.exists() else ["-m", "tenantatlas_pipelines.definitions"]
-        cmd = [sys.executable, "-m", "dagster", "dev", *target, "--host", host, "--port", str(port)]
-        click.echo(
-            f"DAGSTER_HOME={st.dagster_home}\nstarting: {' '.join(cmd[2:])}\nUI: http://{host}:{port}",
-            err=True,
-        )
-        proc = subprocess.Popen(cmd, env=os.environ.copy())
-        # SIGTERM (a service manager stopping us) ends `dagster dev` the same graceful way as Ctrl-C.
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            try:
-                code = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+    from .dev_stack import DevStack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s tenantatlas dev: %(message)s")
+    # SIGTERM (a service manager stopping us) is handled like Ctrl-C: one path that stops the group.
+    previous = {s: signal.signal(s, _raise_keyboard_interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    code = 1
+    try:
+        with stack(emulator=_want_emulator(emulator), scale=scale) as st:
+            dev_stack = DevStack(dagster_home=st.dagster_home, env=os.environ.copy(), host=host, port=port)
+            click.echo(f"DAGSTER_HOME={st.dagster_home}\nUI: http://{host}:{port}", err=True)
+            dev_stack.start()
+            code = dev_stack.run_until_stopped()
+    except KeyboardInterrupt:  # stopped while setting up: nothing of ours is running yet
+        code = 0
+    finally:
+        logging.getLogger(__name__).info("stopped (emulator and Dagster processes)")
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     sys.exit(code)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    # Further signals while stopping are ignored: the stop is bounded anyway and must not be cut short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

@@ -186,33 +186,33 @@ def test_demo_syncs_every_partition_and_prints_a_summary(db: Database, tmp_path:
     assert "missing_high" in table.stdout and re.search(r"contoso\s+compliance\s+succeeded", table.stdout)
 
 
-def test_dev_writes_instance_config_and_starts_dagster_dev(
+def test_dev_writes_instance_config_and_starts_the_dev_stack(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tenantatlas_pipelines.cli_dagster as cli_dagster
+    from tenantatlas_pipelines.dev_stack import DevStack
 
     launched: dict[str, Any] = {}
 
-    class FakeProcess:
-        def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
-            launched.update(cmd=cmd, env=env)
+    def start(self: DevStack, code_server_timeout: float = 300.0) -> None:
+        launched.update(env=dict(self.env), home=self.dagster_home, port=self.port)
 
-        def wait(self, timeout: float | None = None) -> int:
-            # While `dagster dev` would run, the emulator answers at the configured URL.
-            import httpx
+    def run_until_stopped(self: DevStack, interval: float = 1.0) -> int:
+        # While the stack would run, the emulator answers at the configured URL.
+        import httpx
 
-            answer = httpx.get(
-                launched["env"]["TENANTATLAS_GRAPH_URL"] + "/v1.0/$metadata",
-                verify=launched["env"]["TENANTATLAS_CA_BUNDLE"],
-            )
-            launched["emulator_status"] = answer.status_code
-            return 0
+        answer = httpx.get(
+            launched["env"]["TENANTATLAS_GRAPH_URL"] + "/v1.0/$metadata",
+            verify=launched["env"]["TENANTATLAS_CA_BUNDLE"],
+        )
+        launched["emulator_status"] = answer.status_code
+        return 0
 
-    monkeypatch.setattr(cli_dagster.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(DevStack, "start", start)
+    monkeypatch.setattr(DevStack, "run_until_stopped", run_until_stopped)
     result = invoke("dev", "--port", "3999", "--scale", "0.02")
     assert result.exit_code == 0, result.output
-    cmd, env = launched["cmd"], launched["env"]
-    assert cmd[1:4] == ["-m", "dagster", "dev"] and cmd[-2:] == ["--port", "3999"]
+    env = launched["env"]
+    assert launched["port"] == 3999 and launched["home"] == tmp_path / "dagster"
     assert env["DAGSTER_HOME"] == str(tmp_path / "dagster")
     assert env[STORAGE_URL_ENV].startswith("postgresql+psycopg2://")
     assert urlsplit(env[STORAGE_URL_ENV]).path == "/dagster"

@@ -196,6 +196,8 @@ def test_definitions_load_and_wire_everything() -> None:
         assert graph.get(key).backfill_policy is None
     checks = {k.name for k in graph.asset_check_keys}
     assert checks == {
+        "inventory_sync_complete",
+        "inventory_sync_fresh",
         "inventory_identities_unique",
         "inventory_meta_within_whitelist",
         "missing_items_unique",
@@ -203,6 +205,7 @@ def test_definitions_load_and_wire_everything() -> None:
     }
     assert defs.resolve_schedule_def("inventory_sync_schedule")
     assert defs.resolve_sensor_def("tenant_registry_sensor")
+    assert defs.resolve_sensor_def("inventory_freshness_sensor")
     assert defs.resolve_sensor_def("missing_items_after_sync")
     assert job.executor_def.name == "in_process"
 

@@ -3,7 +3,6 @@
 Each check reads through the store (no SQL here) and decides with a pure function from invariants.py.
 """
 
-import warnings
 from collections.abc import Iterator
 
 from dagster import (
@@ -12,25 +11,19 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetsDefinition,
-    PreviewWarning,
     multi_asset_check,
 )
 
+from ..db import Database
 from ..store.missing_snapshots import get_snapshot, read_partition
 from ..store.scope import tenant_scope
 from ..store.tenants import get_tenant_by_key
 from . import invariants
 from .assets import missing_items
-from .partitions import partition_ref, sync_partitions
+from .partitions import PartitionRef, partition_ref, sync_partitions
 from .resources import InventoryDatabase
 
 _MAX_LISTED = 20
-
-# Partitioned checks are "preview" in Dagster 1.13; we rely on them deliberately (per-partition check
-# status in the UI) and pin the Dagster version, so the warning would only be noise in every process.
-warnings.filterwarnings(
-    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning
-)
 
 
 def _spec(name: str, asset: AssetsDefinition, description: str) -> AssetCheckSpec:
@@ -39,6 +32,9 @@ def _spec(name: str, asset: AssetsDefinition, description: str) -> AssetCheckSpe
 
 # The missing-items checks run as their own step after the asset (they read what it published); the
 # inventory checks are the inventory asset's own check_specs (inventory_checks.py).
+MISSING_CHECK_NAMES = ("missing_items_unique", "missing_items_never_deleted")
+
+
 @multi_asset_check(
     specs=[
         _spec("missing_items_unique", missing_items, "The published missing items hold each identity once."),
@@ -52,37 +48,48 @@ def _spec(name: str, asset: AssetsDefinition, description: str) -> AssetCheckSpe
 def missing_items_invariants(
     context: AssetCheckExecutionContext, inventory_db: InventoryDatabase
 ) -> Iterator[AssetCheckResult]:
+    yield from missing_items_check_results(inventory_db.get_database(), partition_ref(context.partition_key))
+
+
+def missing_items_check_results(db: Database, ref: PartitionRef) -> list[AssetCheckResult]:
+    """Both checks on the partition's published missing items (the table as it stands now).
+
+    Also called by `inventory_sync` when its sync fails: `missing_items` is then not refreshed, the
+    published snapshot stays what it was, and these checks report on that snapshot instead of
+    showing as "execution failed" checks that never ran (see docs/orchestration.md).
+    """
     from .reporting import MISSING_COLUMNS
 
-    ref = partition_ref(context.partition_key)
-    with inventory_db.get_database().connect() as conn:
+    with db.connect() as conn:
         scope = tenant_scope(conn, get_tenant_by_key(conn, ref.tenant).tenant_id)
         rows = read_partition(scope, ref.selection)
         snapshot = get_snapshot(scope, ref.selection)
     dupes = invariants.duplicate_identities((r.policy_type, r.external_id) for r in rows)
-    yield AssetCheckResult(
-        asset_key=missing_items.key,
-        check_name="missing_items_unique",
-        passed=not dupes,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"rows": len(rows), "duplicates": len(dupes)},
-    )
     values: list[object] = [v for r in rows for v in (r.confidence, r.reason)]
     if snapshot is not None:
         values += [snapshot.reference_status, snapshot.no_reference_reason]
     found = invariants.deleted_markers(MISSING_COLUMNS, values)
     bad_confidence = sorted({r.confidence for r in rows} - {"high", "low"})
-    yield AssetCheckResult(
-        asset_key=missing_items.key,
-        check_name="missing_items_never_deleted",
-        passed=not found and not bad_confidence,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "rows": len(rows),
-            "found": "; ".join(found) or "none",
-            "unexpected_confidence": ", ".join(bad_confidence) or "none",
-        },
-    )
+    return [
+        AssetCheckResult(
+            asset_key=missing_items.key,
+            check_name="missing_items_unique",
+            passed=not dupes,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"rows": len(rows), "duplicates": len(dupes)},
+        ),
+        AssetCheckResult(
+            asset_key=missing_items.key,
+            check_name="missing_items_never_deleted",
+            passed=not found and not bad_confidence,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "rows": len(rows),
+                "found": "; ".join(found) or "none",
+                "unexpected_confidence": ", ".join(bad_confidence) or "none",
+            },
+        ),
+    ]
 
 
 ALL_CHECKS = [missing_items_invariants]

@@ -9,7 +9,7 @@ the pure functions of invariants.py.
 
 from __future__ import annotations
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 from ..db import Database
 from ..store.inventory import integrity_facts
@@ -17,23 +17,58 @@ from ..store.scope import tenant_scope
 from ..store.selections import get_selection
 from ..store.tenants import get_tenant_by_key
 from . import invariants
-from .partitions import PartitionRef
+from .partitions import PartitionRef, sync_partitions
 
 _MAX_LISTED = 20
 ASSET = "inventory_sync"
+SYNC_COMPLETE = "inventory_sync_complete"
 
+# Partitioned like the asset (Dagster 1.13 "preview", see checks.py): each partition has its own check
+# status and history, and a check's plotted metadata never mixes tenants.
 INVENTORY_CHECK_SPECS = [
+    AssetCheckSpec(
+        SYNC_COMPLETE,
+        asset=ASSET,
+        partitions_def=sync_partitions,
+        description="The partition's latest sync read every policy type of its selection. Fails with "
+        "WARN severity when the sync was partial (some types could not be read: the partition shows a "
+        "warning instead of a clean green) and with ERROR severity when it failed.",
+    ),
+    AssetCheckSpec(
+        "inventory_sync_fresh",
+        asset=ASSET,
+        partitions_def=sync_partitions,
+        description="The partition's last sync that read something is younger than the schedule's "
+        "interval plus a grace period (TENANTATLAS_FRESHNESS_GRACE_S, default 1 h). Each sync reports it; "
+        "the freshness sensor fails it with WARN severity when a tenant is overdue.",
+    ),
     AssetCheckSpec(
         "inventory_identities_unique",
         asset=ASSET,
+        partitions_def=sync_partitions,
         description="One inventory row per (policy_type, external_id) of the tenant (ids case-insensitive).",
     ),
     AssetCheckSpec(
         "inventory_meta_within_whitelist",
         asset=ASSET,
+        partitions_def=sync_partitions,
         description="Stored metadata keys are within each policy type's whitelist (nothing else is kept).",
     ),
 ]
+
+
+def sync_complete_result(status: str, explanation: str | None) -> AssetCheckResult:
+    """Passed for a clean (or skipped: another run is doing the work) sync; WARN for partial; ERROR
+    for failed. The explanation (codes with the docs' sentences) goes into the check's description."""
+    passed = status in ("succeeded", "skipped")
+    severity = AssetCheckSeverity.ERROR if status == "failed" else AssetCheckSeverity.WARN
+    return AssetCheckResult(
+        check_name=SYNC_COMPLETE,
+        passed=passed,
+        severity=severity,
+        metadata={"status": MetadataValue.text(status)},
+        description=explanation,
+    )
 
 
 def inventory_check_results(db: Database, ref: PartitionRef) -> list[AssetCheckResult]:

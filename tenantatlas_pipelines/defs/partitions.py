@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
@@ -20,6 +21,7 @@ from dagster import (
     DynamicPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
+    PreviewWarning,
     StaticPartitionsDefinition,
 )
 
@@ -42,6 +44,13 @@ READ_SELECTIONS_ENV = "TENANTATLAS_DAGSTER_READ_SELECTIONS"
 _VALID_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 tenant_partitions = DynamicPartitionsDefinition(name=TENANT_PARTITIONS_NAME)
+
+# Partitioned asset checks are "preview" in Dagster 1.13; every check here is partitioned like its asset
+# on purpose (per-partition check status in the UI) and the Dagster version is pinned, so the warning
+# would only be noise in every process that loads the definitions.
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning
+)
 
 
 class PartitionRef(NamedTuple):

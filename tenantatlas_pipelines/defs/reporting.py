@@ -241,3 +241,66 @@ def preview_markdown(frame: pd.DataFrame, limit: int = PREVIEW_ROWS) -> str:
     if len(frame) > limit:
         lines.append(f"\n… and {len(frame) - limit} more (query table `missing_items`).")
     return "\n".join(lines)
+
+
+def explain_codes(result: SyncResult) -> list[str]:
+    """One line per error code of the run, naming the policy types it hit and the docs' sentence.
+
+    Types that failed differently get their own line, so "17 types unlicensed, 1 forbidden" reads as
+    two reasons with two things to do, not one code list.
+    """
+    from ..error_docs import explain
+
+    by_code: dict[str, list[str]] = {}
+    for t in result.types:
+        if t.error_code:
+            by_code.setdefault(t.error_code, []).append(t.policy_type)
+    lines = []
+    total = len(result.types)
+    for code, types in sorted(by_code.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        shown = ", ".join(sorted(types)[:5]) + (f" and {len(types) - 5} more" if len(types) > 5 else "")
+        lines.append(f"{explain(code)} [{len(types)} of {total} types: {shown}]")
+    for code in result.error_codes:  # run-level codes (database, internal) and item codes
+        if code not in by_code:
+            lines.append(explain(code))
+    return lines
+
+
+def outcome_description(result: SyncResult) -> str:
+    """What a failed or partial sync means, in words: a headline, then one line per reason."""
+    failed_types = sum(1 for t in result.types if t.status != "succeeded")
+    where = f"{result.tenant_key}/{result.selection_name}"
+    if result.status == "partial":
+        head = (
+            f"Sync run {result.sync_run_id} of {where} was partial: {failed_types} of "
+            f"{len(result.types)} policy types could not be read, so missing items of this partition "
+            "are low confidence."
+        )
+    elif result.types and failed_types == len(result.types):
+        head = (
+            f"Sync run {result.sync_run_id} of {where} failed: none of its {failed_types} policy types "
+            "could be read."
+        )
+    else:
+        head = f"Sync run {result.sync_run_id} of {where} {result.status}."
+    lines = [head, *(f"- {line}" for line in explain_codes(result))]
+    if result.error_message:
+        lines.append(f"Detail: {result.error_message}")
+    return "\n".join(lines)
+
+
+def refusal_description(tenant_key: str, selection_name: str, code: str, message: str) -> str:
+    """Why a sync could not start (no ledger row): the engine's message, then the docs' sentence."""
+    from ..error_docs import explain
+
+    return f"Sync of {tenant_key}/{selection_name} could not start: {message}\n- {explain(code)}"
+
+
+def analyst_query_markdown(tenant_key: str, selection_name: str) -> str:
+    """The SQL an analyst runs for the whole list behind the preview (docs/analysts.md)."""
+    return (
+        "The full list is in the analyst table `missing_items` (see docs/analysts.md):\n\n"
+        "```sql\nSELECT policy_type, external_id, display_name, last_seen_at, confidence, reason\n"
+        f"FROM missing_items\nWHERE tenant_key = '{tenant_key}' AND selection_name = '{selection_name}'\n"
+        "ORDER BY confidence, policy_type, display_name;\n```"
+    )

@@ -145,3 +145,33 @@ missing_items_sensor = AutomationConditionSensorDefinition(
     emit_backfills=False,
     description="Evaluates `missing_items`' eager condition: re-derive a partition after its sync updated.",
 )
+
+
+FRESHNESS_INTERVAL_ENV = "TENANTATLAS_FRESHNESS_SENSOR_INTERVAL_S"
+
+
+@sensor(
+    name="inventory_freshness_sensor",
+    minimum_interval_seconds=int(os.environ.get(FRESHNESS_INTERVAL_ENV, "600")),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Fails the `inventory_sync_fresh` check (WARN) of each (tenant, selection) partition whose "
+    "last good sync is older than the schedule's interval plus grace; requests no runs.",
+)
+def inventory_freshness_sensor(
+    context: SensorEvaluationContext, inventory_db: InventoryDatabase
+) -> SkipReason:
+    from ..store.status import latest_synced_at
+    from . import freshness
+
+    now = freshness.utcnow()
+    tenants = context.instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)
+    with inventory_db.get_database().connect() as conn:
+        synced = latest_synced_at(conn)
+    refs = [PartitionRef(t, s) for t in tenants for s in SELECTION_NAMES]
+    evaluations, overdue = freshness.overdue_evaluations(
+        refs, synced, freshness.load_cursor(context.cursor), now, freshness.schedule_limit(now)
+    )
+    for evaluation in evaluations:
+        context.instance.report_runless_asset_event(evaluation)
+    context.update_cursor(freshness.dump_cursor(overdue))
+    return SkipReason(f"{len(overdue)} of {len(refs)} partitions overdue; {len(evaluations)} newly reported")

@@ -29,3 +29,18 @@ def store_status(conn: psycopg.Connection) -> dict[str, Any]:
         "runs": runs["n"] if runs else 0,
         "latest_runs": latest,
     }
+
+
+def latest_synced_at(conn: psycopg.Connection) -> dict[tuple[str, str], Any]:
+    """Per (tenant key, selection name), when its latest sync that read something finished.
+
+    `succeeded` and `partial` count (the inventory was refreshed); `failed` and `skipped` do not. What the
+    per-tenant freshness check ages against.
+    """
+    rows = conn.execute(
+        """SELECT t.key, r.selection_name, max(r.finished_at)
+           FROM inventory_sync_runs r JOIN tenants t USING (tenant_id)
+           WHERE r.status IN ('succeeded', 'partial') AND r.finished_at IS NOT NULL
+           GROUP BY t.key, r.selection_name"""
+    ).fetchall()
+    return {(key, selection): finished for key, selection, finished in rows}
