@@ -4,7 +4,7 @@
 
 -- The published drift items of every partition, one row per object, with its tenant's key and name.
 CREATE OR REPLACE VIEW analyst_drift_items WITH (security_invoker = true) AS
-SELECT t.key AS tenant_key, t.name AS tenant_name, d.tenant_id, d.selection_name, d.selection_hash,
+SELECT t.key AS tenant_key, t.display_name AS tenant_name, d.tenant_id, d.selection_name, d.selection_hash,
        d.policy_type, d.external_id, d.display_name, d.kind, d.confidence, d.reason, d.accepted,
        (d.confidence = 'high' AND NOT d.accepted) AS alerting, d.change_count, d.changes,
        d.baseline_snapshot_id, d.current_snapshot_id, d.baseline_kind, d.computed_at
@@ -22,7 +22,7 @@ CROSS JOIN LATERAL jsonb_array_elements(d.changes) WITH ORDINALITY AS c (value, 
 
 -- Per partition: when drift was last published, against what, and the counts (also when zero).
 CREATE OR REPLACE VIEW analyst_drift_summary WITH (security_invoker = true) AS
-SELECT t.key AS tenant_key, t.name AS tenant_name, r.tenant_id, r.selection_name, r.selection_hash,
+SELECT t.key AS tenant_key, t.display_name AS tenant_name, r.tenant_id, r.selection_name, r.selection_hash,
        r.status, r.no_drift_reason, r.baseline_snapshot_id, r.current_snapshot_id, r.baseline_kind,
        b.snapshot_run_id AS pinned_snapshot_id, r.items, r.changed, r.added, r.missing, r.high, r.low,
        r.accepted, r.unaccepted_high, r.computed_at, r.dagster_run_id

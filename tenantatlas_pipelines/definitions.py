@@ -15,13 +15,14 @@ from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
+from .defs.drift import policy_drift
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
 from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_registry_sensor
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items],
+    assets=[inventory_sync, missing_items, policy_drift],
     asset_checks=ALL_CHECKS,
     jobs=[sync_job],
     schedules=[inventory_sync_schedule],
