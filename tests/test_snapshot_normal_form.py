@@ -26,7 +26,7 @@ from tenantatlas_pipelines.snapshots import (
 )
 from tenantatlas_pipelines.snapshots.capture import capture_object
 from tenantatlas_pipelines.snapshots.normal_form import as_set
-from tenantatlas_pipelines.snapshots.rules import VOLATILE_KEYS
+from tenantatlas_pipelines.snapshots.rules import RULES, VOLATILE_KEYS, ContentRules
 
 KEYS = st.sampled_from(["alpha", "beta", "gamma", "mode", "level", "items", "rules", "enabled", "ssid",
                         "omaUri", "description", "displayName", "nested", "targets"])
@@ -192,12 +192,15 @@ def test_settings_catalog_flattens_per_definition_path_in_any_order() -> None:
     assert (change.path, change.old, change.new) == ('settings["fw/fw_log"]', "fw_log_0", "fw_log_1")
 
 
-def test_ordered_paths_keep_their_order() -> None:
+def test_ordered_paths_keep_their_order(monkeypatch) -> None:
+    monkeypatch.setitem(RULES, "kioskPolicy", ContentRules(ordered_paths=frozenset({"edgeHomepageUrls"})))
     a = {"edgeHomepageUrls": ["https://a", "https://b"], "tags": ["x", "y"]}
     b = {"edgeHomepageUrls": ["https://b", "https://a"], "tags": ["y", "x"]}
-    assert h(a) != h(b)  # the first homepage is the one Edge opens
-    assert [c.path for c in diff(normal_content(PT, a), normal_content(PT, b), policy_type=PT)] == [
-        "edgeHomepageUrls[0]", "edgeHomepageUrls[1]"]
+    assert h(a, policy_type="kioskPolicy") != h(b, policy_type="kioskPolicy")
+    assert h(a) == h(b)  # not ordered for deviceConfiguration: a set
+    kiosk = "kioskPolicy"
+    changes = diff(normal_content(kiosk, a), normal_content(kiosk, b), policy_type=kiosk)
+    assert [c.path for c in changes] == ["edgeHomepageUrls[0]", "edgeHomepageUrls[1]"]
 
 
 def test_content_hash_uses_the_selection_canonicalisation() -> None:

@@ -46,19 +46,35 @@ def parse_expand(opts: dict[str, str], ptype: PolicyType) -> tuple[tuple[str, ..
     return tuple(names), None
 
 
-def present(state: EmulatorState, tenant_id: str, coll: Collection, slot: int, payload: dict[str, Any], *,
-            expand: tuple[str, ...], content_read: bool, rng: random.Random) -> dict[str, Any]:
-    """One object as one read returns it (caller holds the lock): expanded navigation properties,
-    secrets re-encrypted, and, on a content read, volatile fields moved and arrays reordered."""
+def gather(coll: Collection, slot: int, payload: dict[str, Any], *, expand: tuple[str, ...],
+           content_read: bool) -> dict[str, Any]:
+    """The part of a read that needs the state lock: a private copy of the object with its expanded
+    navigation properties (the caller holds the lock)."""
     obj = copy.deepcopy(payload) if content_read else dict(payload)
     if not content_read and isinstance(obj.get("omaSettings"), list):
         obj["omaSettings"] = [dict(s) if isinstance(s, dict) else s for s in obj["omaSettings"]]
     for key in expand:
         obj[key] = coll.nav_at(slot, key)
+    return obj
+
+
+def finish(state: EmulatorState, tenant_id: str, obj: dict[str, Any], *, content_read: bool,
+           rng: random.Random) -> dict[str, Any]:
+    """The rest of a read, on the private copy and without the lock: secrets re-encrypted and, on a
+    content read, volatile fields moved and arrays reordered."""
     encrypt_secrets(obj, state.vault, tenant_id)
+    if isinstance(obj.get("settings"), list):
+        encrypt_settings(obj["settings"], state.vault, rng if content_read else None)
     if content_read:
         vary(obj, rng)
     return obj
+
+
+def present(state: EmulatorState, tenant_id: str, coll: Collection, slot: int, payload: dict[str, Any], *,
+            expand: tuple[str, ...], content_read: bool, rng: random.Random) -> dict[str, Any]:
+    """One object as one read returns it (caller holds the lock): `gather` then `finish`."""
+    obj = gather(coll, slot, payload, expand=expand, content_read=content_read)
+    return finish(state, tenant_id, obj, content_read=content_read, rng=rng)
 
 
 def _locate(state: EmulatorState, tenant_id: str, ptype: PolicyType,
@@ -131,8 +147,7 @@ def serve_settings(state: EmulatorState, request: Request, tenant_id: str, ptype
             return not_found(request, ptype, **log)
         settings = coll.nav_at(slot, "settings")
     chunk = settings[start:start + size]
-    encrypt_settings(chunk, state.vault)
-    shuffle_arrays(chunk, read_rng())
+    encrypt_settings(chunk, state.vault, read_rng())  # re-encrypts and reorders within the page
     body: dict[str, Any] = {"@odata.context": f"{state.base_url}/{version}/$metadata#{ptype.path}"
                                               f"('{object_id}')/settings", "value": chunk}
     if start == 0 and "skiptoken" not in opts:

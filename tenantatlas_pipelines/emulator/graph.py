@@ -17,7 +17,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..policy_types import REGISTRY, PolicyType
-from .content import parse_expand, present, serve_assignments, serve_object, serve_plaintext, serve_settings
+from .content import (
+    finish,
+    gather,
+    parse_expand,
+    serve_assignments,
+    serve_object,
+    serve_plaintext,
+    serve_settings,
+)
 from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id
 from .data import GdapCustomer
 from .directory_api import get_by_ids, get_group
@@ -146,11 +154,11 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
         pairs_page, next_slot = coll.page(start, size)
         total = coll.count()
         content_read = bool(expand) or state.volatile_lists
-        rng = read_rng()
-        items: list[Any] = [present(state, spec_tid, coll, slot, p, expand=expand, content_read=content_read,
-                                    rng=rng)
+        items: list[Any] = [gather(coll, slot, p, expand=expand, content_read=content_read)
                             for slot, p in pairs_page
                             if not (isinstance(p.get("id"), str) and p["id"] in hidden)]
+    rng = read_rng()
+    items = [finish(state, spec_tid, obj, content_read=content_read, rng=rng) for obj in items]
     if content_read:
         rng.shuffle(items)  # within the page only, so paging stays complete
     if "select" in opts:

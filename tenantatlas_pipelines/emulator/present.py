@@ -76,47 +76,78 @@ def _now_iso() -> str:
 
 
 def encrypt_secrets(obj: dict[str, Any], vault: Vault, tenant_id: str) -> None:
-    """Serve encrypted OMA-URI values and secret settings as fresh ciphertext (in place)."""
+    """Serve encrypted OMA-URI values as fresh ciphertext with a fresh reference id (in place).
+    Settings-catalog secrets are `encrypt_settings`' job."""
     oid = str(obj.get("id", ""))
     for setting in obj.get("omaSettings") or []:
         if isinstance(setting, dict) and setting.get("isEncrypted") and isinstance(setting.get("value"), str):
             plain = setting["value"]
             setting["value"] = vault.encrypt(plain)
             setting["secretReferenceValueId"] = vault.reference(tenant_id, oid, plain)
-    settings = obj.get("settings")
-    if isinstance(settings, list):
-        encrypt_settings(settings, vault)
 
 
-def encrypt_settings(settings: list[dict[str, Any]], vault: Vault) -> None:
-    """Secret settings-catalog values become an encrypted value token, new on every read (in place)."""
+def encrypt_settings(settings: list[dict[str, Any]], vault: Vault, rng: random.Random | None = None) -> None:
+    """Secret settings-catalog values become an encrypted value token, new on every read (in place).
+
+    With `rng`, the same single pass also reorders every array of the trees (the settings list itself,
+    choice children, group instances and their children, simple collections): the hot path of a
+    ``$expand=settings`` listing, where a generic recursive shuffle cost half the page.
+    """
+    if rng is not None and len(settings) > 1:
+        rng.shuffle(settings)
     stack: list[Any] = [s.get("settingInstance") for s in settings if isinstance(s, dict)]
     while stack:
         node = stack.pop()
         if not isinstance(node, dict):
             continue
         value = node.get("simpleSettingValue")
-        if isinstance(value, dict) and str(value.get("@odata.type", "")).endswith("SecretSettingValue"):
-            value["value"] = vault.encrypt(str(value.get("value")))
-            value["valueState"] = "encryptedValueToken"
-        stack.extend((node.get("choiceSettingValue") or {}).get("children") or [])
-        for group in node.get("groupSettingCollectionValue") or []:
-            stack.extend(group.get("children") or [])
+        if value is not None:
+            if isinstance(value, dict) and str(value.get("@odata.type", "")).endswith("SecretSettingValue"):
+                value["value"] = vault.encrypt(str(value.get("value")))
+                value["valueState"] = "encryptedValueToken"
+            continue
+        choice = node.get("choiceSettingValue")
+        if choice is not None:
+            children = choice.get("children") if isinstance(choice, dict) else None
+            if children:
+                if rng is not None and len(children) > 1:
+                    rng.shuffle(children)
+                stack.extend(children)
+            continue
+        groups = node.get("groupSettingCollectionValue")
+        if groups:
+            if rng is not None and len(groups) > 1:
+                rng.shuffle(groups)
+            for group in groups:
+                children = group.get("children") if isinstance(group, dict) else None
+                if children:
+                    if rng is not None and len(children) > 1:
+                        rng.shuffle(children)
+                    stack.extend(children)
+            continue
+        collection = node.get("simpleSettingCollectionValue")
+        if rng is not None and isinstance(collection, list) and len(collection) > 1:
+            rng.shuffle(collection)
 
 
-def shuffle_arrays(node: Any, rng: random.Random) -> None:
-    """Reorder every array, at every depth (in place): Graph does not promise an order."""
+def shuffle_arrays(node: Any, rng: random.Random, skip: frozenset[str] = frozenset()) -> None:
+    """Reorder every array, at every depth (in place): Graph does not promise an order. Keys in `skip`
+    (at the top level) are left to a specialised pass."""
     if isinstance(node, dict):
-        for value in node.values():
-            shuffle_arrays(value, rng)
+        for key, value in node.items():
+            if isinstance(value, (dict, list)) and key not in skip:
+                shuffle_arrays(value, rng)
     elif isinstance(node, list):
-        rng.shuffle(node)
+        if len(node) > 1:
+            rng.shuffle(node)
         for value in node:
-            shuffle_arrays(value, rng)
+            if isinstance(value, (dict, list)):
+                shuffle_arrays(value, rng)
 
 
 def vary(obj: dict[str, Any], rng: random.Random) -> None:
-    """Move the volatile fields of one object (in place): what changes without a configuration change."""
+    """Move the volatile fields of one object (in place): what changes without a configuration change.
+    Reorders every array except ``settings`` (see `encrypt_settings`)."""
     if "lastModifiedDateTime" in obj:
         obj["lastModifiedDateTime"] = _now_iso()
     if obj.get("modifiedDateTime") is not None:
@@ -131,7 +162,7 @@ def vary(obj: dict[str, Any], rng: random.Random) -> None:
         for item in obj.get(key) or []:
             if isinstance(item, dict):
                 item.pop("@odata.etag", None)
-    shuffle_arrays(obj, rng)
+    shuffle_arrays(obj, rng, skip=frozenset({"settings"}))
 
 
 def read_rng() -> random.Random:

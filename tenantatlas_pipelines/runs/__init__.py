@@ -19,7 +19,8 @@ How a new run kind plugs in
    counts to your per-type row in the same transaction) and calls `ctx.commit()` once per page (never
    `conn.commit()`: the engine's checks live there). Raise TenantAtlasError to fail the type with a code;
    add item-level codes to `ctx.item_codes`.
-4. A `RunKind` and a public function calling `execute_run`.
+4. A `RunKind` and a public function calling `execute_run`; add the kind to `RUN_KINDS` in
+   defs/sensors.py so the registry sensor's sweep (`sweep_dead_runs`) finalises its dead `running` rows.
 
     from tenantatlas_pipelines.runs import RunKind, TypeContext, execute_run
     from tenantatlas_pipelines.store.run_ledger import RunLedger
@@ -40,6 +41,6 @@ How a new run kind plugs in
         return execute_run(SNAPSHOT, db, graph, tenant_key, selection_name, **kw).run
 """
 
-from .engine import RunKind, RunOutcome, TypeContext, execute_run, worker_name
+from .engine import RunKind, RunOutcome, TypeContext, execute_run, sweep_dead_runs, worker_name
 
-__all__ = ["RunKind", "RunOutcome", "TypeContext", "execute_run", "worker_name"]
+__all__ = ["RunKind", "RunOutcome", "TypeContext", "execute_run", "sweep_dead_runs", "worker_name"]

@@ -15,8 +15,9 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import psycopg
 
 from ..errors import ErrorCode, TenantAtlasError
-from ..store.locks import run_lock
+from ..store.locks import LockGuard, enable_keepalives, lock_held_sql, run_lock
 from ..store.run_ledger import RunLedger
 from ..store.scope import TenantScope, tenant_scope
 from ..store.selections import Selection, get_selection
@@ -40,6 +41,57 @@ RunT = TypeVar("RunT")
 
 # Errors that mean the database (not Graph, not the data) failed: they fail the whole run.
 _DATABASE_CODES = (ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.DATABASE_ERROR)
+# How long a terminated run waits for its workers to reach their next commit point (where they stop)
+# before it finalises anyway; a worker still busy after that can no longer commit (the gate is shut).
+STOP_GRACE_S = 10.0
+
+_STOP_MESSAGES = {
+    ErrorCode.LOCK_LOST: "the run lost its lock (its PostgreSQL session ended) and stopped, so that two "
+    "runs of the pair never overlap",
+    ErrorCode.RUN_CANCELLED: "the run was terminated before this finished",
+}
+
+
+class _RunControl:
+    """The run's commit gate: before a page commits, the lock must still be held and the run not
+    stopping. Stopping (lock lost, termination) shuts the gate; `quiesce` waits for commits already
+    through it, so nothing commits after the run is finalised."""
+
+    def __init__(self, guard: LockGuard) -> None:
+        self.guard = guard
+        self.stop_code: ErrorCode | None = None
+        self._cond = threading.Condition()
+        self._inflight = 0
+
+    def stop(self, code: ErrorCode) -> None:
+        with self._cond:
+            if self.stop_code is None:
+                self.stop_code = code
+
+    def raise_if_stopped(self) -> None:
+        if self.stop_code is None and not self.guard.held():
+            self.stop(ErrorCode.LOCK_LOST)
+        code = self.stop_code
+        if code is not None:
+            raise TenantAtlasError(code, _STOP_MESSAGES[code])
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        self.raise_if_stopped()
+        with self._cond:
+            if self.stop_code is not None:
+                self.raise_if_stopped()
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                self._cond.notify_all()
+
+    def quiesce(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._inflight == 0, timeout)
 
 
 @dataclass
@@ -53,10 +105,18 @@ class TypeContext:
     stats: RequestStats  # pass to every Graph call: the engine writes requests/throttled/retries
     log: logging.Logger
     item_codes: set[str] = field(default_factory=set)  # item-level codes (e.g. item_without_id)
+    _control: _RunControl | None = field(default=None, repr=False)
 
     def commit(self) -> None:
-        """Commit the worker's open transaction (one page); call once per page instead of conn.commit()."""
-        self.scope.conn.commit()
+        """Commit the worker's open transaction (one page); call once per page instead of conn.commit().
+
+        Raises TenantAtlasError(lock_lost | run_cancelled), committing nothing, when the run lost its lock
+        or is being terminated: the worker must let it propagate (the engine records it on the type)."""
+        if self._control is None:
+            self.scope.conn.commit()
+            return
+        with self._control.committing():
+            self.scope.conn.commit()
 
 
 @dataclass(frozen=True)
@@ -136,6 +196,7 @@ def execute_run(
                     message=msg,
                 )
             else:
+                enable_keepalives(lock_conn)
                 abandoned = ledger.mark_abandoned(scope, selection.selection_hash)
                 if abandoned:
                     log.warning("marked abandoned %s runs %s as failed (run_abandoned)", kind.name, abandoned)
@@ -159,10 +220,25 @@ def execute_run(
                     run_id,
                     log,
                     type_concurrency or getattr(graph, "per_tenant_concurrency", 4),
+                    _RunControl(LockGuard(lock_conn)),
                 )
         run = ledger.get_run(scope, run_id)
     assert run is not None
     return RunOutcome(tenant, selection, run, round(time.monotonic() - started, 3))
+
+
+def sweep_dead_runs(conn: psycopg.Connection, kinds: Iterable[RunKind[Any]]) -> dict[str, list[int]]:
+    """Finalise, fleet-wide, the `running` rows of these kinds whose pair's lock nobody holds (their
+    worker died, was cancelled past its grace, or lost its lock) as failed / run_abandoned. The next run
+    of the same pair would do it too, but that run may never come (selection redefined, tenant
+    disabled). Returns the run ids closed, per kind. Call with a session outside any tenant scope."""
+    closed: dict[str, list[int]] = {}
+    for kind in kinds:
+        held = lock_held_sql(kind.lock_namespace, "r.tenant_id", "r.selection_hash")
+        ids = [run_id for _, run_id in kind.ledger.abandon_unlocked(conn, held)]
+        if ids:
+            closed[kind.name] = ids
+    return closed
 
 
 def _observe_and_finalize(
@@ -174,13 +250,14 @@ def _observe_and_finalize(
     run_id: int,
     log: logging.Logger,
     concurrency: int,
+    control: _RunControl,
 ) -> None:
-    """Run the types, then finalise the ledger row whatever happened (or leave it to run_abandoned
-    when the database itself is gone)."""
+    """Run the types, then finalise the ledger row whatever happened — termination included (Dagster's
+    cancel arrives as a BaseException) — or leave it to run_abandoned when the database itself is gone."""
     codes: list[str] = []
     message: str | None = None
     try:
-        results = _observe(kind, db, graph, scope, selection, run_id, log, concurrency)
+        results = _observe(kind, db, graph, scope, selection, run_id, log, concurrency, control)
         ok = [r for r in results if r.status == "succeeded"]
         status = "succeeded" if len(ok) == len(results) else ("partial" if ok else "failed")
         for r in results:
@@ -198,6 +275,23 @@ def _observe_and_finalize(
         log.exception("%s run %s failed unexpectedly", kind.name, run_id)
         status, message = "failed", f"internal error: {type(exc).__name__}"
         codes.append(str(ErrorCode.INTERNAL_ERROR))
+    except BaseException as exc:  # terminated: finalise, then let the termination go on
+        log.warning(
+            "%s run %s terminated (%s): finalising it as failed", kind.name, run_id, type(exc).__name__
+        )
+        code = ErrorCode.RUN_CANCELLED
+        try:
+            _finalize(kind, scope, run_id, "failed", [str(code)], _STOP_MESSAGES[code], log)
+        except TenantAtlasError as fin:
+            log.error("%s", fin.message)
+        raise
+    # Finished types do not prove the lock was held to the end: ask once more before closing the row.
+    if control.stop_code is None and not control.guard.held():
+        control.stop(ErrorCode.LOCK_LOST)
+    if control.stop_code == ErrorCode.LOCK_LOST:
+        log.warning("%s run %s lost its lock: stopped and finalised as failed (lock_lost)", kind.name, run_id)
+        status, message = "failed", _STOP_MESSAGES[ErrorCode.LOCK_LOST]
+        codes.append(str(ErrorCode.LOCK_LOST))
     _finalize(kind, scope, run_id, status, sorted(set(codes)), message, log)
 
 
@@ -214,7 +308,16 @@ def _finalize(
         if scope.conn.closed or scope.conn.broken:
             raise psycopg.OperationalError("ledger connection lost")
         scope.conn.rollback()
-        kind.ledger.finalize_run(scope, run_id, status=status, error_codes=codes, error_message=message)
+        if not kind.ledger.finalize_run(
+            scope, run_id, status=status, error_codes=codes, error_message=message
+        ):
+            log.warning(
+                "%s run %s was already closed by another process (%s); left as it is instead of %s",
+                kind.name,
+                run_id,
+                kind.ledger.status_of(scope, run_id),
+                status,
+            )
     except psycopg.OperationalError:
         # The database is unreachable: the row stays 'running' and the next run of this pair marks it
         # failed with run_abandoned. Nothing half-written is visible: pages commit whole.
@@ -240,6 +343,7 @@ def _observe(
     run_id: int,
     log: logging.Logger,
     concurrency: int,
+    control: _RunControl,
 ) -> list[_TypeResult]:
     try:
         graph.acquire_token(scope.tenant_id)
@@ -259,14 +363,30 @@ def _observe(
             )
         raise
     workers = max(1, min(concurrency, len(selection.policy_types)))
-    with (
-        _ScopePool(db, scope.tenant_id) as scopes,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{kind.name}-{run_id}") as pool,
-    ):
+    scopes = _ScopePool(db, scope.tenant_id)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{kind.name}-{run_id}")
+    futures: list[Future[_TypeResult]] = []
+    workers_done = True
+    try:
         futures = [
-            pool.submit(_run_type, kind, scopes, graph, run_id, key, log) for key in selection.policy_types
+            pool.submit(_run_type, kind, scopes, graph, run_id, key, log, control)
+            for key in selection.policy_types
         ]
         return [f.result() for f in futures]
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            # Terminated while the workers run: shut the commit gate, drop the types not started, give
+            # the running ones a moment to reach a commit point, and no commit gets through after it.
+            control.stop(ErrorCode.RUN_CANCELLED)
+            pool.shutdown(wait=False, cancel_futures=True)
+            workers_done = not wait_futures(futures, timeout=STOP_GRACE_S).not_done
+            control.quiesce(STOP_GRACE_S)
+        raise
+    finally:
+        pool.shutdown(wait=workers_done)
+        if workers_done:
+            scopes.close()
+        # else: a worker still holds one of the connections; they close with the process
 
 
 class _ScopePool:
@@ -294,30 +414,42 @@ class _ScopePool:
                 scope.conn.rollback()  # nothing uncommitted follows a connection to the next type
                 self._idle.put(scope)
 
-    def __enter__(self) -> _ScopePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._leases.close()  # back to the database's pool, or closed if broken
 
 
 def _run_type(
-    kind: RunKind[Any], scopes: _ScopePool, graph: GraphClient, run_id: int, key: str, log: logging.Logger
+    kind: RunKind[Any],
+    scopes: _ScopePool,
+    graph: GraphClient,
+    run_id: int,
+    key: str,
+    log: logging.Logger,
+    control: _RunControl,
 ) -> _TypeResult:
-    """One policy type: the kind's worker, then the type's outcome in the ledger."""
+    """One policy type: the kind's worker, then the type's outcome in the ledger. Whatever goes wrong
+    inside one type fails that type only; the database failing fails the run."""
     from ..graph.client import RequestStats
 
     stats = RequestStats()
     with scopes.scope() as scope:
-        ctx = TypeContext(run_id, key, scope, graph, stats, log)
+        ctx = TypeContext(run_id, key, scope, graph, stats, log, _control=control)
         status, code, message = "succeeded", None, None
         try:
+            control.raise_if_stopped()  # a type not started when the run stopped is not read at all
             kind.observe_type(ctx)
         except TenantAtlasError as exc:
             if exc.code in _DATABASE_CODES:
                 raise
             status, code, message = "failed", str(exc.code), exc.message
             log.warning("policy type %s failed: %s", key, exc.message)
+        except psycopg.Error:
+            raise
+        except Exception as exc:
+            log.exception("policy type %s failed unexpectedly", key)
+            status, code = "failed", str(ErrorCode.INTERNAL_ERROR)
+            message = f"internal error: {type(exc).__name__}"
+        if status == "failed":
             scope.conn.rollback()  # a page the type did not commit stays unwritten
         kind.ledger.finish_type(
             scope,

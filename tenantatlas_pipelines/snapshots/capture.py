@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..canonical import canonical_dumps, sha256_text
+from ..normalize import MAX_NAME_CHARS, clean_text
 from ..policy_types import REGISTRY
 from .assignments import assignment_records
 from .normal_form import normal_content, version_document
@@ -29,12 +30,10 @@ class CapturedObject:
 
 
 def display_name_of(policy_type: str, raw: Mapping[str, Any]) -> str | None:
-    """The type's name field (`name` for settings catalog), NULs removed, at most 1,024 characters."""
+    """The type's name field (`name` for settings catalog), cleaned as the inventory cleans it."""
     entry = REGISTRY.get(policy_type)
     value = raw.get(entry.name_field if entry else "displayName")
-    if not isinstance(value, str):
-        return None
-    return value.replace("\x00", "")[:1024] or None
+    return clean_text(value, MAX_NAME_CHARS) or None if isinstance(value, str) else None
 
 
 def capture_object(

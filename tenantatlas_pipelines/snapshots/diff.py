@@ -9,7 +9,8 @@ stands for "absent" (the normal form has no nulls). Rules:
   counts);
 - set arrays of objects match elements by identity: assignments by `target_kind` + group (id, or name
   once a canonicaliser replaced ids), other objects by their whole content; matched elements are
-  diffed recursively, unmatched ones are one change each (old or new None).
+  diffed recursively, unmatched ones are one change each (old or new None) — also when the whole set
+  appears or disappears.
 
 Paths read like `displayName`, `settings.device_vendor_msft_x`, `settings["a/b"]`,
 `assignments[group:<id>].filter_mode`, `omaSettings[./Vendor/MSFT/X].value`, `edgeHomepageUrls[0]`,
@@ -87,6 +88,11 @@ def _diff(a: Any, b: Any, segs: tuple[Segment, ...], keys: str, ordered: frozens
         for k in sorted(set(a) | set(b)):
             _diff(a.get(k), b.get(k), (*segs, k), f"{keys}.{k}" if keys else k, ordered, out)
         return
+    if keys not in ordered and _object_set_and_absent(a, b):
+        # A set of objects that appears or disappears whole (the first assignment of an object):
+        # one change per element, like any other change of the set.
+        _diff_set(a or [], b or [], segs, keys, ordered, out)
+        return
     if isinstance(a, list) and isinstance(b, list):
         if keys in ordered:
             if len(a) == len(b):
@@ -97,6 +103,14 @@ def _diff(a: Any, b: Any, segs: tuple[Segment, ...], keys: str, ordered: frozens
             _diff_set(a, b, segs, keys, ordered, out)
             return
     out.append(Change(render_path(segs), a, b, segs))
+
+
+def _object_set_and_absent(a: Any, b: Any) -> bool:
+    if a is None and isinstance(b, list):
+        return any(isinstance(x, Mapping) for x in b)
+    if b is None and isinstance(a, list):
+        return any(isinstance(x, Mapping) for x in a)
+    return False
 
 
 def _diff_set(a: list[Any], b: list[Any], segs: tuple[Segment, ...], keys: str, ordered: frozenset[str],

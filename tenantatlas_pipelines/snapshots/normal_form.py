@@ -26,6 +26,8 @@ _SECRET_SETTING_VALUE = "#microsoft.graph.deviceManagementConfigurationSecretSet
 # Template references say which template a setting came from; they never differ between two reads
 # of the same setting and only add noise to the flattened form.
 _SETTING_NOISE = frozenset({"settingInstanceTemplateReference", "settingValueTemplateReference"})
+_PAIR_NAME_FIELDS = ("appConfigKey", "key", "name")
+_PAIR_VALUE_FIELDS = frozenset({"appConfigKeyValue", "value"})
 
 
 def is_empty(value: Any) -> bool:
@@ -62,6 +64,11 @@ def _normalize_object(
 ) -> dict[str, Any] | None:
     # An encrypted OMA-URI setting: its value is ciphertext Graph re-encrypts on every read.
     encrypted = obj.get("isEncrypted") is True
+    # A key/value pair whose key names a secret (app configuration `{"appConfigKey": "clientSecret",
+    # "appConfigKeyValue": ...}`): its value is a plaintext secret.
+    named_secret = any(
+        isinstance(obj.get(f), str) and is_secret_key(obj[f], rules) for f in _PAIR_NAME_FIELDS
+    )
     out: dict[str, Any] = {}
     for k, v in obj.items():
         k = str(k)
@@ -70,7 +77,7 @@ def _normalize_object(
         child_path = f"{path}.{k}" if path else k
         if encrypted and k == "value":
             out[k] = SECRET_MARKER
-        elif isinstance(v, str) and is_secret_key(k, rules):
+        elif isinstance(v, str) and ((named_secret and k in _PAIR_VALUE_FIELDS) or is_secret_key(k, rules)):
             out[k] = secret_marker(v, key)
         else:
             normal = normalize_value(v, rules, key, child_path)

@@ -50,9 +50,10 @@ class ContentRules:
 
 
 RULES: dict[str, ContentRules] = {
+    # No path is marked ordered today: Intune returns lists in a different order from one read to the
+    # next, and an ordered path it re-orders would report drift forever. Mark one only where order is
+    # configuration and Graph keeps it stable (tests use `ordered_paths` through their own rules).
     "deviceConfiguration": ContentRules(
-        # The first homepage URL is the one Edge opens: order is configuration.
-        ordered_paths=frozenset({"edgeHomepageUrls", "kioskModeApps"}),
         secret_keys=frozenset({"wiFiPreSharedKey", "preSharedKey", "password"}),
     ),
     "mobileApp": ContentRules(

@@ -92,6 +92,7 @@ def insert_snapshot(
         record_objects(scope, run_id, policy_type, by_type.get(policy_type, []), pages=1)
         if i == 0:  # the run's references, counted on its first type (the run sums its types)
             record_references(scope, run_id, policy_type, stored)
+        scope.conn.commit()
         code = failed_types.get(policy_type)
         LEDGER.finish_type(
             scope, run_id, policy_type, status="failed" if code else "succeeded", error_code=code,

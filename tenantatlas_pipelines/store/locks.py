@@ -13,7 +13,11 @@ holds its lock" are the same fact (LockGuard.check relies on that).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import select
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,3 +70,70 @@ def lock_is_held(
     """Whether any session holds the run lock of this pair (for tests and the CLI's status)."""
     row = conn.execute(f"SELECT {lock_held_sql(namespace)}", (scope.tenant_id, selection_hash)).fetchone()
     return bool(row and row[0])
+
+
+# TCP keepalives on the lock session, both ends: the server ends the session (releasing the lock) soon
+# after the client host vanishes, and the client notices a server that vanished (failover, a dropped
+# route) within about idle + interval * count seconds instead of the kernel's two hours.
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+
+
+def enable_keepalives(conn: psycopg.Connection) -> None:
+    """Keepalives on an open session: the socket's options (client side) and the server's settings for
+    this session. A unix-socket session has no TCP: only the (harmless) settings apply."""
+    for name, value in (
+        ("tcp_keepalives_idle", KEEPALIVE_IDLE_S),
+        ("tcp_keepalives_interval", KEEPALIVE_INTERVAL_S),
+        ("tcp_keepalives_count", KEEPALIVE_COUNT),
+    ):
+        conn.execute(f"SELECT set_config('{name}', %s, false)", (str(value),))
+    if not conn.autocommit:
+        conn.commit()
+    sock = socket.socket(fileno=os.dup(conn.fileno()))  # the session's socket, through a duplicate fd
+    try:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
+    finally:
+        sock.close()  # closes the duplicate descriptor only; the socket stays the connection's
+
+
+class LockGuard:
+    """Tells a run whether it still holds its lock, cheaply enough to ask before every page commit.
+
+    The session is the lock (nothing else unlocks it), so the question is whether the session lives.
+    An idle autocommit session receives nothing unless it is being ended: a zero-timeout poll of its
+    socket answers without a round trip; only when something arrived (the server's termination notice,
+    EOF, a keepalive failure) does a `SELECT 1` decide. Once lost, lost for good."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+        self._lost = False
+        self._mutex = threading.Lock()
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def held(self) -> bool:
+        if self._lost:
+            return False
+        conn = self._conn
+        if conn.closed or conn.broken:
+            self._lost = True
+            return False
+        try:
+            readable = bool(select.select([conn.fileno()], [], [], 0)[0])
+        except (OSError, ValueError):
+            readable = True
+        if readable:
+            with self._mutex:
+                try:
+                    conn.execute("SELECT 1")
+                except psycopg.Error:
+                    self._lost = True
+        return not self._lost

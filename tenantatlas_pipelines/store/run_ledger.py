@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -137,6 +138,32 @@ class RunLedger(Generic[RunT, TypeT]):
         self._abandon_types(scope, ids)
         scope.conn.commit()
         return ids
+
+    def abandon_unlocked(self, conn: psycopg.Connection, lock_held: str) -> list[tuple[str, int]]:
+        """Fleet-wide (a session outside any tenant scope): finalise every `running` row whose pair's
+        run lock nobody holds — its worker is gone, whatever its selection hash. `lock_held` is the
+        kind's SQL test (store/locks.lock_held_sql over r.tenant_id, r.selection_hash).
+
+        Safe against a live run: its lock is taken before its row is written and released after the
+        row is closed, and a row closed while this statement runs is re-checked and left alone."""
+        rows = conn.execute(
+            f"""UPDATE {self.runs_table} r
+               SET status = 'failed', had_errors = true, finished_at = now(),
+                   error_codes = array_append(r.error_codes, %s),
+                   error_message = 'the process running this {self.kind} ended or lost its lock before '
+                                   'finalising it (found running with nobody holding its lock)'
+               WHERE r.status = 'running' AND NOT {lock_held}
+               RETURNING r.tenant_id, r.id""",
+            (str(ErrorCode.RUN_ABANDONED),),
+        ).fetchall()
+        if rows:
+            conn.execute(
+                f"""UPDATE {self.types_table} SET status = 'failed', error_code = %s, finished_at = now()
+                   WHERE {self.run_fk} = ANY(%s) AND status = 'pending'""",
+                (str(ErrorCode.RUN_ABANDONED), [int(r[1]) for r in rows]),
+            )
+        conn.commit()
+        return [(str(t), int(i)) for t, i in rows]
 
     def _abandon_types(self, scope: TenantScope, ids: Sequence[int]) -> None:
         if ids:

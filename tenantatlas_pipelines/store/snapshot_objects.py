@@ -32,31 +32,31 @@ def record_objects(
     scope: TenantScope, run_id: int, policy_type: str, objects: Sequence[CapturedObject], *,
     errors: int = 0, pages: int = 0,
 ) -> BatchCounts:
-    """Store one batch of captured objects of one type in a snapshot; committed.
+    """Store one batch (page) of captured objects of one type in a snapshot, with its counts, inside the
+    caller's transaction: the caller commits, so a page and its counts become visible together.
 
-    An object listed twice (Graph paging repeats) is recorded once: the first capture wins."""
+    An object listed twice in one batch is recorded once (the first capture wins); across batches the
+    membership's key makes a repeat a no-op."""
     unique: dict[str, CapturedObject] = {}
     for obj in objects:
         unique.setdefault(obj.external_id, obj)
     batch = list(unique.values())
     conn = scope.conn
-    with conn.transaction():
-        new = 0
-        if batch:
-            ids, new = store_versions(scope, run_id, batch)
-            with conn.cursor() as cur:
-                cur.executemany(
-                    """INSERT INTO snapshot_objects (snapshot_run_id, version_id, tenant_id, display_name)
-                       VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING""",
-                    [(run_id, ids[(o.policy_type, o.external_id, o.content_hash)], scope.tenant_id,
-                      o.display_name) for o in batch],
-                )
+    new = 0
+    if batch:
+        ids, new = store_versions(scope, run_id, batch)
         conn.execute(
-            snapshot_runs.BATCH_COUNTS_UPDATE,
-            {"observed": len(batch), "new": new, "errors": errors, "pages": pages,
-             "tenant_id": scope.tenant_id, "run_id": run_id, "policy_type": policy_type},
+            """INSERT INTO snapshot_objects (snapshot_run_id, version_id, tenant_id, display_name)
+               SELECT %s, v, %s, n FROM unnest(%s::bigint[], %s::text[]) AS m (v, n)
+               ON CONFLICT DO NOTHING""",
+            (run_id, scope.tenant_id, [ids[(o.policy_type, o.external_id, o.content_hash)] for o in batch],
+             [o.display_name for o in batch]),
         )
-    conn.commit()
+    conn.execute(
+        snapshot_runs.BATCH_COUNTS_UPDATE,
+        {"observed": len(batch), "new": new, "errors": errors, "pages": pages,
+         "tenant_id": scope.tenant_id, "run_id": run_id, "policy_type": policy_type},
+    )
     return BatchCounts(len(batch), new)
 
 

@@ -12,31 +12,29 @@ from .snapshot_runs import REFERENCE_COUNTS_UPDATE
 def record_references(
     scope: TenantScope, run_id: int, policy_type: str, references: Iterable[Reference]
 ) -> tuple[int, int]:
-    """Store references a snapshot resolved while capturing `policy_type`, and count them on that type;
-    one transaction, committed. A reference another type of the run already recorded is not stored or
-    counted again. Returns (recorded, of which unresolved)."""
+    """Store references a snapshot resolved while capturing `policy_type`, and count them on that type,
+    inside the caller's transaction (the caller commits). A reference another type of the run already
+    recorded is not stored or counted again. Returns (recorded, of which unresolved)."""
     rows = [
         (run_id, scope.tenant_id, str(r.kind), r.ref_id, r.name if r.resolved else None,
          str(r.group_type) if r.group_type else None, r.resolved)
         for r in {(r.kind, r.ref_id): r for r in references}.values()
     ]
     conn = scope.conn
-    with conn.transaction():
-        inserted = conn.execute(
-            """INSERT INTO snapshot_references (snapshot_run_id, tenant_id, ref_kind, ref_id, name,
-                   group_type, resolved)
-               SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                    %s::text[], %s::boolean[])
-               ON CONFLICT DO NOTHING RETURNING resolved""",
-            [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * 7,
-        ).fetchall()
-        total, unresolved = len(inserted), sum(not r[0] for r in inserted)
-        conn.execute(
-            REFERENCE_COUNTS_UPDATE,
-            {"total": total, "unresolved": unresolved, "tenant_id": scope.tenant_id, "run_id": run_id,
-             "policy_type": policy_type},
-        )
-    conn.commit()
+    inserted = conn.execute(
+        """INSERT INTO snapshot_references (snapshot_run_id, tenant_id, ref_kind, ref_id, name,
+               group_type, resolved)
+           SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                %s::text[], %s::boolean[])
+           ON CONFLICT DO NOTHING RETURNING resolved""",
+        [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * 7,
+    ).fetchall()
+    total, unresolved = len(inserted), sum(not r[0] for r in inserted)
+    conn.execute(
+        REFERENCE_COUNTS_UPDATE,
+        {"total": total, "unresolved": unresolved, "tenant_id": scope.tenant_id, "run_id": run_id,
+         "policy_type": policy_type},
+    )
     return total, unresolved
 
 
