@@ -30,16 +30,24 @@ __all__ = ["TypeReason", "VersionPair", "derive_items", "needs_references"]
 TypeReason = Callable[[str], str | None]
 
 
-def _canonicaliser(compare_secrets: bool) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
-    """Both documents' canonical form for drift: assignments always a list (so a first assignment is
-    one change per assignment, not one of the whole list), secrets blinded unless compared."""
+def _with_assignments(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Assignments always a list, so a first assignment is one change per assignment (named by its
+    group), not one change of the whole list."""
+    doc = dict(document)
+    doc.setdefault("assignments", [])
+    return doc
 
-    def apply(document: Mapping[str, Any]) -> Mapping[str, Any]:
-        doc = dict(document if compare_secrets else present.blind_secrets(document))
-        doc.setdefault("assignments", [])
-        return doc
 
-    return apply
+def _blinded(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _with_assignments(present.blind_secrets(document))
+
+
+def _has_keyed_secret(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(_has_keyed_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_keyed_secret(v) for v in value)
+    return present.is_keyed(value)
 
 
 def needs_references(pairs: Sequence[VersionPair]) -> bool:
@@ -60,8 +68,14 @@ def _changes(
         pair.baseline_content,
         pair.current_content,
         policy_type=pair.policy_type,
-        canonicalise=_canonicaliser(compare_secrets),
+        canonicalise=_with_assignments,
     )
+    if not compare_secrets and any(_has_keyed_secret(c.old) or _has_keyed_secret(c.new) for c in raw):
+        # Keyed secret markers differ somewhere, but secrets are not compared: diff again with every
+        # marker blinded (rare, so the common path does not pay for walking whole documents).
+        raw = diff(
+            pair.baseline_content, pair.current_content, policy_type=pair.policy_type, canonicalise=_blinded
+        )
     return [
         DriftChange(
             path=present.display_path(c, baseline_refs, current_refs),

@@ -42,10 +42,15 @@ def mask(value: Any) -> Any:
     return _blind(value)
 
 
+def is_keyed(value: Any) -> bool:
+    """Whether a value is a keyed (HMAC) secret marker."""
+    return isinstance(value, str) and value.startswith(_KEYED)
+
+
 def secrets_comparable(old: Any, new: Any) -> bool:
     """False when a change is only two secret markers that cannot be compared (one is not keyed)."""
     if is_marker(old) and is_marker(new):
-        return str(old).startswith(_KEYED) and str(new).startswith(_KEYED)
+        return is_keyed(old) and is_keyed(new)
     return True
 
 
