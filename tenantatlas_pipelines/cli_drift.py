@@ -55,9 +55,9 @@ def _dump(value: Any) -> str:
     return json.dumps(value, default=str, indent=2, ensure_ascii=False)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # --- baseline ----------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def drift(
                 "yes" if i.accepted else "",
                 i.policy_type,
                 i.external_id,
-                i.display_name or "",
+                _short(i.display_name or "", 40),
                 c.path if c else "",
                 _short(c.baseline) if c else "",
                 _short(c.current) if c else "",

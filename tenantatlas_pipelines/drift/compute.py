@@ -6,16 +6,17 @@ asset and the benchmark all take).
 - baseline: `pinned` (the operator's pin), else `previous` (the latest succeeded snapshot before the
   current one: a change feed), or `explicit` (a snapshot id of the same lineage, succeeded or partial).
 Reads are two ledger rows, the pin, the active acceptances and one join of the two version lists that
-returns only the objects whose version differs (store.snapshot_objects.version_pairs); references are
-read only when an assignment could be part of a change.
+returns only the objects whose version differs (store.snapshot_objects.version_pairs); a snapshot's
+references are read only when a change needs a group or filter name from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, TenantAtlasError
-from ..snapshots import ReferenceIndex, snapshot_key_from_env
+from ..snapshots import Reference, ReferenceIndex, RefKind, snapshot_key_from_env
 from ..store.drift_acceptances import active_acceptances
 from ..store.drift_baselines import get_baseline
 from ..store.scope import TenantScope
@@ -23,10 +24,25 @@ from ..store.selections import Selection
 from ..store.snapshot_objects import version_pairs
 from ..store.snapshot_references import references_of_snapshot
 from ..store.snapshot_runs import SnapshotRun, get_snapshot, latest_snapshot
-from .derive import derive_items, needs_references
+from .derive import derive_items
 from .model import BaselineKind, DriftReport
 
 CURRENT_STATUSES = ("succeeded", "partial")
+
+
+class LazyReferences(ReferenceIndex):
+    """A snapshot's references, read on the first lookup: most drift has no assignment change and
+    never needs a name, and a change read only against the current snapshot's names costs one read."""
+
+    def __init__(self, load: Callable[[], Iterable[Reference]]) -> None:
+        self._load: Callable[[], Iterable[Reference]] | None = load
+        super().__init__(())
+
+    def get(self, kind: RefKind, ref_id: str) -> Reference | None:
+        if self._load is not None:
+            self._by_key = {(r.kind, r.ref_id): r for r in self._load()}
+            self._load = None
+        return super().get(kind, ref_id)
 
 
 @dataclass(frozen=True)
@@ -134,10 +150,8 @@ def compute_drift(
         if comparison.baseline.id != comparison.current.id
         else []
     )
-    baseline_refs = current_refs = None
-    if needs_references(pairs):
-        baseline_refs = ReferenceIndex(references_of_snapshot(scope, comparison.baseline.id))
-        current_refs = ReferenceIndex(references_of_snapshot(scope, comparison.current.id))
+    baseline_refs = LazyReferences(lambda: references_of_snapshot(scope, comparison.baseline.id))
+    current_refs = LazyReferences(lambda: references_of_snapshot(scope, comparison.current.id))
     items = derive_items(
         pairs,
         type_reason=lambda t: type_reason(comparison, t),

@@ -23,7 +23,7 @@ from ..store.snapshot_objects import VersionPair
 from . import accept, present
 from .model import DriftChange, DriftItem, Kind
 
-__all__ = ["TypeReason", "VersionPair", "derive_items", "needs_references"]
+__all__ = ["TypeReason", "VersionPair", "derive_items"]
 
 
 # Why a type's items are low confidence: None when the type was read completely and cleanly.
@@ -48,14 +48,6 @@ def _has_keyed_secret(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_keyed_secret(v) for v in value)
     return present.is_keyed(value)
-
-
-def needs_references(pairs: Sequence[VersionPair]) -> bool:
-    """Whether any pair's assignments could appear in a change (then names are worth reading)."""
-    return any(
-        (p.baseline_content or {}).get("assignments") != (p.current_content or {}).get("assignments")
-        for p in pairs
-    )
 
 
 def _changes(
