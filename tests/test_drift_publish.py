@@ -169,3 +169,22 @@ def test_analyst_views_join_tenants_and_inventory(scene, db: Database, conn: psy
         assert rows == [("contoso", "Contoso", "wifi", True, "ssid", "corp", "guest", 1, 1)]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute("DELETE FROM drift_items")
+
+
+def test_drift_is_requested_eagerly_after_a_snapshot(instance: DagsterInstance) -> None:
+    from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
+
+    from tenantatlas_pipelines.definitions import defs
+
+    drift = AssetKey("policy_drift")
+    first = evaluate_automation_conditions(defs, instance)
+    assert not first.get_requested_partitions(drift)  # no snapshot yet: nothing to derive
+    instance.report_runless_asset_event(
+        AssetMaterialization(asset_key="policy_snapshots", partition=str(REF.key))
+    )
+    second = evaluate_automation_conditions(defs, instance, cursor=first.cursor)
+    requested = second.get_requested_partitions(drift)
+    assert REF.key in requested
+    upstream = defs.resolve_asset_graph().get(AssetKey("policy_snapshots"))
+    if upstream.partitions_def is not None:  # the snapshot asset itself, partitioned like drift
+        assert requested == {REF.key}  # only the partition whose snapshot was taken

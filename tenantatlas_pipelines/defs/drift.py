@@ -14,7 +14,10 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSelection,
     AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -89,3 +92,15 @@ def policy_drift(context: AssetExecutionContext, inventory_db: InventoryDatabase
             f"missing ({c.high} high, {c.low} low confidence, {c.accepted} accepted)"
         )
     return MaterializeResult(metadata=metadata, check_results=[drift_check_result(published)])
+
+
+# Evaluates the eager condition: re-derive a partition's drift after its snapshot was materialized (a
+# run that already materialized `policy_drift` with the snapshot leaves nothing to request).
+policy_drift_sensor = AutomationConditionSensorDefinition(
+    "policy_drift_after_snapshot",
+    target=AssetSelection.assets(policy_drift),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    emit_backfills=False,
+    description="Evaluates `policy_drift`'s eager condition: re-derive a partition after its snapshot.",
+)
