@@ -73,14 +73,18 @@ CREATE TABLE IF NOT EXISTS object_versions (
 );
 
 -- Which version of each object a snapshot saw: two ids and a name, so an unchanged object costs one
--- small row per snapshot, not a copy of its content.
+-- small row per snapshot, not a copy of its content. No primary key on purpose: a unique index on
+-- (snapshot, version) would cost more than the row itself; the snapshot run writes each object once
+-- (it de-duplicates ids across pages), and nothing else ever writes here. Both indexes are on a single
+-- bigint, which B-tree deduplication stores as posting lists: a snapshot's rows share one key, and an
+-- unchanged object's version id repeats from snapshot to snapshot.
 CREATE TABLE IF NOT EXISTS snapshot_objects (
     snapshot_run_id bigint NOT NULL REFERENCES snapshot_runs (id),
     version_id      bigint NOT NULL REFERENCES object_versions (id),
     tenant_id       text NOT NULL REFERENCES tenants (tenant_id),
-    display_name    text,
-    PRIMARY KEY (snapshot_run_id, version_id)
+    display_name    text
 );
+CREATE INDEX IF NOT EXISTS snapshot_objects_snapshot ON snapshot_objects (snapshot_run_id);
 CREATE INDEX IF NOT EXISTS snapshot_objects_version ON snapshot_objects (version_id);
 
 CREATE TABLE IF NOT EXISTS snapshot_references (

@@ -23,6 +23,9 @@ import click
 from .cli_common import database, handle_errors, print_table
 
 if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+    from .db import Database
     from .store.scope import TenantScope
     from .store.selections import Selection
 
@@ -299,3 +302,82 @@ def drift_revoke(acceptance_id: int) -> None:
     with database().connect() as conn:
         acc = revoke(conn, acceptance_id, operator())
     click.echo(f"acceptance {acc.id} revoked by {acc.revoked_by}")
+
+
+# --- the demo's drift round (called by `tenantatlas demo`) ------------------------------------------
+def demo_drift_round(
+    instance: DagsterInstance,
+    db: Database,
+    emu: Any,
+    snapshot_rows: list[dict[str, Any]],
+    log_level: str = "CRITICAL",
+) -> list[dict[str, Any]]:
+    """After the demo's snapshot round: change one snapshotted tenant (drift/demo.py), snapshot it
+    again and materialize its drift, all through Dagster; one row per drift item found (empty when no
+    tenant has enough content for the round). The last tenant that fits is used, so the missing-items
+    round (which changes the first two) does not mix into it."""
+    from .cli_snapshots import materialize_snapshot
+    from .definitions import defs
+    from .defs.drift import DRIFT_JOB_NAME
+    from .defs.partitions import PartitionRef
+    from .drift.demo import apply_demo_drift
+    from .store.drift_items import read_partition
+    from .store.scope import tenant_scope
+    from .store.tenants import get_tenant
+
+    for row in reversed([r for r in snapshot_rows if r.get("status") == "succeeded"]):
+        ref = PartitionRef(row["tenant_key"], row["selection_name"])
+        try:
+            demo = apply_demo_drift(emu, ref.tenant)
+        except ValueError:
+            continue
+        click.echo(f"\nDrift round: {demo.story}", err=True)
+        materialize_snapshot(instance, db, ref, log_level)
+        result = defs.resolve_job_def(DRIFT_JOB_NAME).execute_in_process(
+            partition_key=ref.key,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        with db.connect() as conn:
+            items = read_partition(tenant_scope(conn, get_tenant(conn, ref.tenant).tenant_id), ref.selection)
+        expected = {e.external_id for e in demo.expected}
+        return [
+            {
+                "tenant": ref.tenant,
+                "selection": ref.selection,
+                "dagster_run_id": result.run_id,
+                "kind": i.kind,
+                "confidence": i.confidence,
+                "accepted": i.accepted,
+                "policy_type": i.policy_type,
+                "name": i.display_name,
+                "external_id": i.external_id,
+                "first_change": i.changes[0]["path"] if i.changes else None,
+                "made_by_demo": i.external_id in expected,
+            }
+            for i in items
+        ]
+    return []
+
+
+def print_drift_round(rows: list[dict[str, Any]]) -> None:
+    """The demo's drift summary (the re-encrypted secret is, correctly, not among the items)."""
+    click.echo(
+        f"\nDrift of {rows[0]['tenant']}/{rows[0]['selection']} (policy_drift, against the previous "
+        "snapshot; the re-encrypted secret does not show):"
+    )
+    print_table(
+        [
+            (
+                r["kind"],
+                r["confidence"],
+                r["policy_type"],
+                _short(r["name"] or r["external_id"], 40),
+                r["first_change"] or "",
+            )
+            for r in rows
+        ],
+        ["kind", "confidence", "policy_type", "name", "first change"],
+    )
+    click.echo("See `tenantatlas drift --tenant KEY --selection NAME` and docs/drift.md.")

@@ -164,3 +164,31 @@ def test_drift_through_real_snapshot_runs(
     dc = [i for i in partial.items if i.policy_type == "deviceConfiguration"]
     assert dc and all(i.confidence == "low" and "graph_forbidden" in (i.reason or "") for i in dc)
     assert not [i for i in partial.items if i.kind == "missing" and i.confidence == "high"]
+
+
+@pytest.mark.slow
+def test_demo_drift_round_through_dagster(
+    db: Database, conn: psycopg.Connection, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tenantatlas demo`'s drift round: snapshot through Dagster, change the tenant, snapshot and
+    materialize `policy_drift` again; exactly the demo's changes come out, the re-encrypted one not."""
+    from dagster import instance_for_test
+
+    from tenantatlas_pipelines.cli_drift import demo_drift_round
+    from tenantatlas_pipelines.cli_snapshots import materialize_snapshot
+    from tenantatlas_pipelines.defs.partitions import PartitionRef
+
+    for var, value in emulator.client_env().items():
+        monkeypatch.setenv(var, value)
+    spec = emulator.tenant("contoso")
+    emulator.set_size(spec.tenant_id, "deviceConfiguration", 12)
+    add_tenant(conn, spec.tenant_id, spec.key, spec.name)
+    add_selection(conn, "configuration", TYPES)
+    ref = PartitionRef("contoso", "configuration")
+    with instance_for_test() as instance:
+        first = materialize_snapshot(instance, db, ref)
+        assert first["status"] == "succeeded", first
+        rows = demo_drift_round(instance, db, emulator, [first])
+    assert rows and all(r["made_by_demo"] for r in rows)
+    assert sorted(r["kind"] for r in rows) == ["changed", "changed", "changed", "missing"]
+    assert {r["confidence"] for r in rows} == {"high"}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -517,3 +519,119 @@ def test_a_huge_tenant_serves_content_lazily(tmp_path: Path) -> None:
         assert got["name"] == last["name"] and len(got["settings"]) >= 20
         page = http.get(f"{POLICIES}?$expand=settings").json()
         assert len(page["value"]) == 25 and all(len(p["settings"]) >= 20 for p in page["value"])
+
+
+def test_admin_api_rejects_bad_content_scripting_with_clear_errors(emu: Emulator) -> None:
+    oid = emu.objects(TID, "deviceConfiguration")[0]["id"]
+    base = f"{emu.base_url}/_emulator/objects/{TID}/deviceConfiguration/{oid}"
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(emu.ca_path)), timeout=10) as http:
+        cases = [
+            ("POST", f"{base}/assignments", {"group_id": "x"}, 400, "kind"),
+            ("POST", f"{base}/assignments", {"kind": "everyone"}, 400, "assignment kind"),
+            ("POST", f"{base}/assignments", {"kind": "group"}, 400, "needs a group id"),
+            ("PUT", f"{base}/setting", {"key": "displayName"}, 400, "value"),
+            ("PATCH", base, {"id": "another"}, 400, "cannot be changed"),
+            ("DELETE", f"{base}/assignments/nothing-like-this", None, 404, "no assignment"),
+            ("GET", f"{emu.base_url}/_emulator/objects/{TID}/deviceConfiguration/nope", None, 404,
+             "no object"),
+            ("DELETE", f"{emu.base_url}/_emulator/groups/{TID}/nope", None, 404, "no group"),
+            ("POST", f"{emu.base_url}/_emulator/objects/{TID}/roleScopeTag/0/assignments",
+             {"kind": "allDevices"}, 400, "no assignments"),
+        ]
+        for method, url, body, status, text in cases:
+            resp = http.request(method, url, json=body)
+            assert resp.status_code == status and text in resp.text, (method, url, resp.text)
+
+
+def test_state_counts_groups_and_content_is_the_same_in_another_process(emu: Emulator) -> None:
+    gid = emu.groups(TID)[0]["id"]
+    emu.remove_group(TID, gid)
+    emu.add_group(TID, {"displayName": "Extra"})
+    counts = {t["key"]: t["group_count"] for t in emu.describe()["tenants"]}
+    assert counts == {"alpha": 25, "beta": 25}
+    emu.add_group(TID)
+    assert {t["key"]: t["group_count"] for t in emu.describe()["tenants"]}["alpha"] == 26
+    code = (
+        "import json, sys\n"
+        "from tenantatlas_pipelines.emulator import refs_of, TenantSpec\n"
+        "from tenantatlas_pipelines.emulator.assignments import generate_assignments\n"
+        "from tenantatlas_pipelines.emulator.catalog import generate_settings\n"
+        "from tenantatlas_pipelines.emulator.payloads import generate\n"
+        "spec = TenantSpec.from_json(json.loads(sys.argv[1]))\n"
+        "p = generate(0, spec.tenant_id, 'settingsCatalogPolicy', 3, refs_of(0, spec))\n"
+        "print(json.dumps({'payload': p, 'settings': generate_settings(0, 3), 'assignments': "
+        "generate_assignments(0, 'settingsCatalogPolicy', 3, p['id'], refs_of(0, spec),"
+        " spec.assigned_ratio)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(BETA.to_json())],
+                         capture_output=True, text=True, check=True).stdout
+    remote = json.loads(out)
+    pid = emu.objects(BETA.tenant_id, "settingsCatalogPolicy")[3]["id"]
+    local = emu.entity(BETA.tenant_id, "settingsCatalogPolicy", pid)
+    assert remote["payload"]["id"] == pid
+    expected = {**remote["payload"], "assignments": remote["assignments"], "settings": remote["settings"]}
+    assert expected == local
+
+
+def test_app_protection_is_addressable_per_platform_collection(emu: Emulator, graph: httpx.Client) -> None:
+    oid = emu.objects(TID, "appProtectionPolicy")[0]["id"]
+    for collection in ("managedAppPolicies", "iosManagedAppProtections", "androidManagedAppProtections"):
+        one = graph.get(f"/beta/deviceAppManagement/{collection}/{oid}")
+        assert one.status_code == 200 and one.json()["id"] == oid
+        assigned = graph.get(f"/beta/deviceAppManagement/{collection}/{oid}/assignments").json()["value"]
+        assert _canon(assigned) == _canon(emu.assignments(TID, "appProtectionPolicy", oid))
+
+
+def test_assigned_ratio_controls_how_much_is_assigned(tmp_path: Path) -> None:
+    every = TenantSpec("f7000000-0000-4000-8000-000000000007", "every", "Every", sizes=SIZES,
+                       assigned_ratio=1.0)
+    none = TenantSpec("f8000000-0000-4000-8000-000000000008", "none", "None", sizes=SIZES, assigned_ratio=0.0)
+    with Emulator(state_dir=tmp_path, tenants=[every, none]) as emu:
+        for ptype in ("deviceConfiguration", "settingsCatalogPolicy", "mobileApp"):
+            for o in emu.objects(every.tenant_id, ptype):
+                assert emu.assignments(every.tenant_id, ptype, o["id"]), ptype
+            assert not any(emu.assignments(none.tenant_id, ptype, o["id"])
+                           for o in emu.objects(none.tenant_id, ptype))
+
+
+def test_administrative_templates_serve_definition_and_presentation_values(emu: Emulator,
+                                                                           graph: httpx.Client) -> None:
+    gpc = "/beta/deviceManagement/groupPolicyConfigurations"
+    oid = emu.objects(TID, "groupPolicyConfiguration")[0]["id"]
+    stored = emu.entity(TID, "groupPolicyConfiguration", oid)["definitionValues"]
+    assert 2 <= len(stored) <= 8
+    plain = graph.get(f"{gpc}/{oid}/definitionValues").json()["value"]
+    assert {v["id"] for v in plain} == {v["id"] for v in stored}
+    assert not any("definition" in v or "presentationValues" in v for v in plain)
+    expanded = graph.get(f"{gpc}/{oid}/definitionValues?$expand=definition").json()["value"]
+    assert all(v["definition"]["displayName"] and v["definition"]["categoryPath"] for v in expanded)
+    with_values = [v for v in stored if v["presentationValues"]]
+    for value in with_values:
+        url = f"{gpc}/{oid}/definitionValues/{value['id']}/presentationValues?$expand=presentation"
+        served = graph.get(url).json()["value"]
+        assert _canon(served) == _canon(value["presentationValues"])
+        assert all(p["presentation"]["label"] for p in served)
+    inline = graph.get(f"{gpc}/{oid}?$expand=definitionValues").json()["definitionValues"]
+    assert _canon(inline) == _canon(stored)
+    assert graph.get(f"{gpc}/{oid}/definitionValues/00000000-0000-4000-8000-000000000000/"
+                     "presentationValues").status_code == 404
+    # the same definitions (Microsoft's ADMX ids) in every tenant, the values' ids per tenant
+    other = emu.entity(BETA.tenant_id, "groupPolicyConfiguration",
+                       emu.objects(BETA.tenant_id, "groupPolicyConfiguration")[0]["id"])["definitionValues"]
+    assert [v["definition"]["id"] for v in other] == [v["definition"]["id"] for v in stored]
+    assert {v["id"] for v in other}.isdisjoint({v["id"] for v in stored})
+    # scripted changes: switch a setting off, change a presentation value
+    target = stored[0]["definition"]["displayName"]
+    emu.set_setting(TID, "groupPolicyConfiguration", oid, target, False)
+    now = graph.get(f"{gpc}/{oid}/definitionValues").json()["value"]
+    assert next(v for v in now if v["id"] == stored[0]["id"])["enabled"] is False
+    if with_values:
+        value = with_values[0]
+        new = ["a", "b"] if "values" in value["presentationValues"][0] else "changed"
+        emu.set_setting(TID, "groupPolicyConfiguration", oid, value["definition"]["id"], new)
+        served = graph.get(f"{gpc}/{oid}/definitionValues/{value['id']}/presentationValues").json()["value"]
+        first = value["presentationValues"][0]["id"]
+        got = next(p for p in served if p["id"] == first)
+        assert _canon(got.get("values", got.get("value"))) == _canon(new)
+    with pytest.raises(KeyError):
+        emu.set_setting(TID, "groupPolicyConfiguration", oid, "No such ADMX setting", True)

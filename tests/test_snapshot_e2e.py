@@ -252,3 +252,27 @@ def test_lock_is_per_kind_and_abandoned_snapshots_are_recovered(
         skipped = run_snapshot(db, graph, "contoso", "content")  # another snapshot does
     assert skipped.status == "skipped" and skipped.error_codes == ("lock_held",)
     release(conn)
+
+
+def test_administrative_templates_are_read_below_the_object(
+    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str
+) -> None:
+    add_selection(conn, "admx", ["groupPolicyConfiguration"])
+    first = run_snapshot(db, graph, "contoso", "admx")
+    assert first.status == "succeeded", first
+    scope = tenant_scope(conn, contoso)
+    objects = objects_of_snapshot(scope, first.snapshot_id)
+    assert {o.external_id for o in objects} == _expected(emulator, contoso, "groupPolicyConfiguration")
+    policy = objects[0]
+    truth = emulator.entity(contoso, "groupPolicyConfiguration", policy.external_id)["definitionValues"]
+    stored = policy.content["definitionValues"]
+    assert set(stored) == {v["definition"]["id"] for v in truth}
+    some = truth[0]
+    entry = stored[some["definition"]["id"]]
+    assert entry["definition"]["displayName"] == some["definition"]["displayName"]
+    assert len(entry.get("presentationValues", {})) == len(some["presentationValues"])
+    # Real Graph has no one-level $expand for this content: the snapshot asks per policy and per value.
+    paths = {r.path for r in emulator.request_log if r.batch is not None}
+    assert any(p.endswith("/presentationValues") for p in paths)
+    again = run_snapshot(db, graph, "contoso", "admx")
+    assert again.new_versions == 0

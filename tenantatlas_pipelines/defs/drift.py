@@ -22,6 +22,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    define_asset_job,
 )
 
 from ..drift import publish
@@ -30,6 +31,7 @@ from .partitions import partition_ref, sync_partitions
 from .resources import InventoryDatabase
 
 SNAPSHOTS = AssetKey("policy_snapshots")
+DRIFT_JOB_NAME = "policy_drift_job"
 CHECK = "no_unaccepted_high_confidence_drift"
 
 DRIFT_CHECK_SPECS = [
@@ -103,4 +105,11 @@ policy_drift_sensor = AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
     emit_backfills=False,
     description="Evaluates `policy_drift`'s eager condition: re-derive a partition after its snapshot.",
+)
+
+# Re-derive one partition's drift on demand (the demo, an operator after pinning a baseline or accepting).
+drift_job = define_asset_job(
+    DRIFT_JOB_NAME,
+    selection=AssetSelection.assets(policy_drift),
+    description="One (tenant, selection) partition: its drift, published, with the drift check.",
 )

@@ -133,13 +133,19 @@ def _object(state: EmulatorState, method: str, tid: str, ptype: str, rest: list[
     if method == "PATCH" and not sub:
         return _ok(scenario.update_object(state, tid, ptype, oid, dict(body or {})))
     if method == "PUT" and sub == ["setting"]:
+        if not isinstance(body, dict) or "key" not in body or "value" not in body:
+            return _fail(400, 'body must be {"key": ..., "value": ...}')
         return _ok(scenario.set_setting(state, tid, ptype, oid, str(body["key"]), body["value"]))
     if sub == ["assignments"]:
         if method == "GET":
             return _ok(scenario.assignments(state, tid, ptype, oid))
         if method == "POST":
             b = dict(body or {})
-            return _ok(scenario.add_assignment(state, tid, ptype, oid, str(b.pop("kind")), **b), 201)
+            kind = b.pop("kind", None)
+            if not isinstance(kind, str):
+                return _fail(400, 'body must name the assignment "kind" (group, exclude, allDevices, '
+                                  'allLicensedUsers)')
+            return _ok(scenario.add_assignment(state, tid, ptype, oid, kind, **b), 201)
     if method == "DELETE" and len(sub) == 2 and sub[0] == "assignments":
         return _ok({"removed": scenario.remove_assignment(state, tid, ptype, oid, sub[1])})
     return _fail(404, f"no admin route {method} .../{'/'.join(rest)}")

@@ -51,12 +51,16 @@ class EmulatorClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, missing_is_key_error: bool = False) -> Any:
+        """One admin call; an error status raises RuntimeError (a 404 KeyError when asked, as the
+        in-process Emulator raises for an unknown object, assignment or group)."""
         kwargs: dict[str, Any] = {}
         if body is not None:
             kwargs["content"] = json.dumps(body).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
         resp = self._http.request(method, path, **kwargs)
+        if resp.status_code == 404 and missing_is_key_error:
+            raise KeyError(resp.json().get("error", resp.text[:300]))
         if resp.status_code >= 400:
             raise RuntimeError(f"emulator admin {method} {path}: {resp.status_code} {resp.text[:300]}")
         return resp.json()
@@ -120,17 +124,7 @@ class EmulatorClient:
         return f"{self._obj_path(tenant_id, policy_type)}/{quote(external_id, safe='')}"
 
     def _call_404(self, method: str, path: str, body: Any = None) -> Any:
-        """Like _call, but a 404 (unknown object, assignment or group) raises KeyError as Emulator does."""
-        kwargs: dict[str, Any] = {}
-        if body is not None:
-            kwargs["content"] = json.dumps(body).encode()
-            kwargs["headers"] = {"Content-Type": "application/json"}
-        resp = self._http.request(method, path, **kwargs)
-        if resp.status_code == 404:
-            raise KeyError(resp.json().get("error", resp.text[:300]))
-        if resp.status_code >= 400:
-            raise RuntimeError(f"emulator admin {method} {path}: {resp.status_code} {resp.text[:300]}")
-        return resp.json()
+        return self._call(method, path, body, missing_is_key_error=True)
 
     def entity(self, tenant_id: str, policy_type: str, external_id: str) -> dict[str, Any]:
         return self._call_404("GET", self._one(tenant_id, policy_type, external_id))

@@ -18,12 +18,15 @@ from .assignments import ASSIGNABLE
 from .core import EmulatorState, Request, Response, new_id
 from .data import Collection
 from .envelope import NOT_INTUNE, graph_error, graph_ok, intune_message
-from .paging import decode_skiptoken, next_link
+from .paging import next_link, window
 from .present import encrypt_secrets, encrypt_settings, read_rng, shuffle_arrays, vary
 
 #: Settings per page of ``configurationPolicies/{id}/settings`` (a larger $top is ignored).
 SETTINGS_PAGE_SIZE = 25
-_EXPANDABLE = {"assignments": ASSIGNABLE, "settings": frozenset({"settingsCatalogPolicy"})}
+#: $expand-able navigation properties: lower-cased name -> (property, the types that have it).
+_EXPANDABLE = {"assignments": ("assignments", ASSIGNABLE),
+               "settings": ("settings", frozenset({"settingsCatalogPolicy"})),
+               "definitionvalues": ("definitionValues", frozenset({"groupPolicyConfiguration"}))}
 _ODATA_TYPE_NAME = {"settingsCatalogPolicy": "deviceManagementConfigurationPolicy"}
 
 
@@ -37,12 +40,12 @@ def parse_expand(opts: dict[str, str], ptype: PolicyType) -> tuple[tuple[str, ..
         name = part.split("(", 1)[0].strip()
         if not name:
             continue
-        key = name.lower()
-        if key not in _EXPANDABLE or ptype.key not in _EXPANDABLE[key]:
+        prop, types = _EXPANDABLE.get(name.lower(), ("", frozenset()))
+        if ptype.key not in types:
             type_name = _ODATA_TYPE_NAME.get(ptype.key, ptype.path.rsplit("/", 1)[-1].rstrip("s"))
             return (), f"Could not find a property named '{name[:60]}' on type 'microsoft.graph.{type_name}'."
-        if key not in names:
-            names.append(key)
+        if prop not in names:
+            names.append(prop)
     return tuple(names), None
 
 
@@ -130,17 +133,10 @@ def serve_settings(state: EmulatorState, request: Request, tenant_id: str, ptype
     inside a page and inside every setting tree varies per read."""
     if ptype.key != "settingsCatalogPolicy":
         return graph_error(request, 400, "Resource not found for the segment 'settings'.", **log)
-    start = 0
-    if "skiptoken" in opts:
-        decoded = decode_skiptoken(opts["skiptoken"])
-        if decoded is None:
-            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
-        start = decoded[0]
-    size = SETTINGS_PAGE_SIZE
-    if "top" in opts:
-        if not opts["top"].isdigit() or int(opts["top"]) < 1:
-            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
-        size = min(size, int(opts["top"]))
+    paged = window(request, opts, SETTINGS_PAGE_SIZE, log)
+    if isinstance(paged, Response):
+        return paged
+    start, size = paged
     with state.lock:
         coll, slot = _locate(state, tenant_id, ptype, object_id)
         if slot is None:
@@ -171,3 +167,59 @@ def serve_plaintext(state: EmulatorState, request: Request, tenant_id: str, ptyp
     log["items"] = 1
     return graph_ok(request, {"@odata.context": f"{state.base_url}/beta/$metadata#Edm.String",
                               "value": plain}, **log)
+
+
+def serve_definition_values(state: EmulatorState, request: Request, tenant_id: str, ptype: PolicyType,
+                            object_id: str, opts: dict[str, str], version: str,
+                            log: dict[str, Any]) -> Response:
+    """``groupPolicyConfigurations/{id}/definitionValues[?$expand=definition]``: one page, any order,
+    ``lastModifiedDateTime`` moving per read; presentation values are one level further down."""
+    if ptype.key != "groupPolicyConfiguration":
+        return graph_error(request, 400, "Resource not found for the segment 'definitionValues'.", **log)
+    with state.lock:
+        coll, slot = _locate(state, tenant_id, ptype, object_id)
+        if slot is None:
+            return not_found(request, ptype, **log)
+        values = coll.nav_at(slot, "definitionValues")
+    expand_definition = "definition" in opts.get("expand", "").lower()
+    rng = read_rng()
+    items = []
+    for value in values:
+        value.pop("presentationValues", None)
+        if not expand_definition:
+            value.pop("definition", None)
+        vary(value, rng)
+        value.pop("@odata.etag", None)
+        items.append(value)
+    rng.shuffle(items)
+    log["items"] = len(items)
+    return graph_ok(request, {"@odata.context": f"{state.base_url}/{version}/$metadata#{ptype.path}"
+                                                f"('{object_id}')/definitionValues", "value": items}, **log)
+
+
+def serve_presentation_values(state: EmulatorState, request: Request, tenant_id: str, ptype: PolicyType,
+                              object_id: str, value_id: str, opts: dict[str, str], version: str,
+                              log: dict[str, Any]) -> Response:
+    """``.../definitionValues/{valueId}/presentationValues[?$expand=presentation]``."""
+    if ptype.key != "groupPolicyConfiguration":
+        return graph_error(request, 400, "Resource not found for the segment 'presentationValues'.", **log)
+    with state.lock:
+        coll, slot = _locate(state, tenant_id, ptype, object_id)
+        values = coll.nav_at(slot, "definitionValues") if slot is not None else []
+    value = next((v for v in values if str(v.get("id", "")).lower() == value_id.lower()), None)
+    if value is None:
+        return not_found(request, ptype, **log)
+    expand_presentation = "presentation" in opts.get("expand", "").lower()
+    rng = read_rng()
+    items = []
+    for item in value.get("presentationValues") or []:
+        if not expand_presentation:
+            item.pop("presentation", None)
+        vary(item, rng)
+        item.pop("@odata.etag", None)
+        items.append(item)
+    rng.shuffle(items)
+    log["items"] = len(items)
+    context = (f"{state.base_url}/{version}/$metadata#{ptype.path}('{object_id}')/definitionValues"
+               f"('{value_id}')/presentationValues")
+    return graph_ok(request, {"@odata.context": context, "value": items}, **log)

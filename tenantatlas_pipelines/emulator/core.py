@@ -119,6 +119,7 @@ class EmulatorState:
         self.tenants: dict[str, TenantSpec] = {}
         self.collections: dict[tuple[str, str], Collection] = {}
         self.directories: dict[str, Directory] = {}
+        self._refs: dict[str, tuple[tuple[int, ...], Refs]] = {}
         self.vault = Vault()
         self.volatile_lists = False  # True: plain listings vary like content reads (see present.py)
         self.faults = FaultBook()
@@ -145,12 +146,20 @@ class EmulatorState:
             self.directories[tid] = Directory(self.seed, tid, spec.groups)
 
     def refs(self, tenant_id: str) -> Refs:
-        """What objects of a tenant reference, sized by its current generated collections and groups."""
-        with self.lock:
-            c = self.collections
-            return Refs(self.seed, tenant_id, scope_tags=c[(tenant_id, "roleScopeTag")].size,
-                        filters=c[(tenant_id, "assignmentFilter")].size,
-                        groups=self.directories[tenant_id].count, apps=c[(tenant_id, "mobileApp")].size)
+        """What objects of a tenant reference, sized by its current generated collections and groups.
+
+        Called once per generated object, so the Refs is cached and rebuilt only when a size changed.
+        """
+        c = self.collections
+        sizes = (c[(tenant_id, "roleScopeTag")].size, c[(tenant_id, "assignmentFilter")].size,
+                 self.directories[tenant_id].count, c[(tenant_id, "mobileApp")].size)
+        cached = self._refs.get(tenant_id)
+        if cached is None or cached[0] != sizes:
+            refs = Refs(self.seed, tenant_id, scope_tags=sizes[0], filters=sizes[1], groups=sizes[2],
+                        apps=sizes[3])
+            cached = (sizes, refs)
+            self._refs[tenant_id] = cached
+        return cached[1]
 
     def directory(self, tenant_id: str) -> Directory:
         with self.lock:
@@ -198,6 +207,7 @@ class EmulatorState:
             for spec in self.tenants.values():
                 data = spec.to_json()
                 data["counts"] = {k: self.collections[(spec.tenant_id, k)].count() for k in REGISTRY}
+                data["group_count"] = self.directories[spec.tenant_id].live_count()
                 tenants.append(data)
         return {"base_url": self.base_url, "authority_host": self.base_url, "graph_url": self.base_url,
                 "client_id": self.client_id, "seed": self.seed, "tenants": tenants,

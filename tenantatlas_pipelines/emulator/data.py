@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..policy_types import REGISTRY
+from .admx import generate_definition_values
 from .assignments import generate_assignments
 from .catalog import generate_settings
 from .payloads import Index, Payload, Refs, generate, object_id
@@ -186,7 +187,7 @@ def small_tenants(factor: float = 0.05) -> tuple[TenantSpec, ...]:
 
 #: Navigation properties kept beside an object's payload: served only through their own endpoints or
 #: ``$expand`` (never in a plain listing), and changed on their own by the admin interface.
-NAV_KEYS = ("assignments", "settings")
+NAV_KEYS = ("assignments", "settings", "definitionValues")
 
 
 class Collection:
@@ -254,7 +255,8 @@ class Collection:
         return slot if slot < self.size else self.added_index.get(slot - self.size)
 
     def nav_at(self, slot: int, key: str) -> list[dict[str, Any]]:
-        """The assignments or settings of the live object at `slot` (a fresh copy the caller may change)."""
+        """The assignments, settings or definition values of the live object at `slot` (a fresh copy the
+        caller may change)."""
         payload = self.payload_at(slot)
         oid = str(payload.get("id")) if payload else ""
         changed = self.nav.get(oid, {}).get(key)
@@ -268,6 +270,8 @@ class Collection:
                                         self.assigned_ratio)
         if key == "settings" and self.policy_type == "settingsCatalogPolicy":
             return generate_settings(self.seed, index)
+        if key == "definitionValues" and self.policy_type == "groupPolicyConfiguration":
+            return generate_definition_values(self.seed, self.tenant_id, index)
         return []
 
     def set_nav(self, external_id: str, key: str, value: list[dict[str, Any]]) -> None:

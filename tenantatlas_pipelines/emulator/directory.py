@@ -52,6 +52,11 @@ class Directory:
         self.added: dict[str, Group] = {}
         self._index_of: dict[str, int] = {}
         self._added_counter = 0
+        self._removed_generated = 0
+
+    def live_count(self) -> int:
+        """How many groups exist now (generated minus removed, plus added)."""
+        return self.count - self._removed_generated + len(self.added)
 
     def _generated_index(self, gid: str) -> int | None:
         if len(self._index_of) < self.count:
@@ -99,7 +104,8 @@ class Directory:
         gid = gid.lower()
         if self.get(gid) is None:
             return False
-        self.added.pop(gid, None)
+        if self.added.pop(gid, None) is None:
+            self._removed_generated += 1
         self.changed.pop(gid, None)
         self.removed.add(gid)
         return True

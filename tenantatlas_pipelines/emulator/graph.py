@@ -22,8 +22,10 @@ from .content import (
     gather,
     parse_expand,
     serve_assignments,
+    serve_definition_values,
     serve_object,
     serve_plaintext,
+    serve_presentation_values,
     serve_settings,
 )
 from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id
@@ -32,7 +34,7 @@ from .directory_api import get_by_ids, get_group
 from .entra import verify_token
 from .envelope import NOT_INTUNE, base_headers, graph_error, intune_message
 from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind
-from .paging import decode_skiptoken, next_link, options
+from .paging import decode_skiptoken, next_link, options, window
 from .present import read_rng
 
 VERSIONS = ("beta", "v1.0")
@@ -192,17 +194,10 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
 def _customers(state: EmulatorState, request: Request, spec_customers: tuple[GdapCustomer, ...],
                opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
     """One page of the partner's GDAP customers: `id` and `tenantId` are the customer's tenant id."""
-    start = 0
-    if "skiptoken" in opts:
-        decoded = decode_skiptoken(opts["skiptoken"])
-        if decoded is None:
-            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
-        start = decoded[0]
-    size = CUSTOMERS.page_size
-    if "top" in opts:
-        if not opts["top"].isdigit() or int(opts["top"]) < 1:
-            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
-        size = min(size, int(opts["top"]))
+    paged = window(request, opts, CUSTOMERS.page_size, log)
+    if isinstance(paged, Response):
+        return paged
+    start, size = paged
     chunk = spec_customers[start:start + size]
     items: list[Any] = [{"@odata.type": "#microsoft.graph.delegatedAdminCustomer", "id": c.tenant_id,
                          "tenantId": c.tenant_id, "displayName": c.display_name} for c in chunk]
@@ -232,7 +227,8 @@ def _customers(state: EmulatorState, request: Request, spec_customers: tuple[Gda
 class Route:
     """What a Graph path below the version segment names."""
 
-    kind: str  # list | object | assignments | settings | plaintext | customers | getByIds | group
+    kind: str  # list | object | assignments | settings | plaintext | definitionValues | presentationValues
+    #            | customers | getByIds | group
     ptype: PolicyType | None = None
     object_id: str | None = None
     extra: str | None = None  # the secretReferenceValueId of a plaintext call
@@ -284,6 +280,11 @@ def route(rest: str) -> Route | None:
         m = _PLAINTEXT.match(unquote(tail[0])) if len(tail) == 1 else None
         if m:
             return Route("plaintext", ptype, object_id, m.group(1))
+        if len(tail) == 1 and tail[0].lower() == "definitionvalues":
+            return Route("definitionValues", ptype, object_id)
+        nested = (tail[0].lower(), tail[2].lower()) if len(tail) == 3 else None
+        if nested == ("definitionvalues", "presentationvalues"):
+            return Route("presentationValues", ptype, object_id, unquote(tail[1]))
     return None
 
 
@@ -353,6 +354,11 @@ def serve(state: EmulatorState, request: Request, claims: dict[str, Any], versio
         return serve_settings(state, request, tid, ptype, object_id, opts, pairs, version, log)
     if target.kind == "plaintext":
         return serve_plaintext(state, request, tid, ptype, object_id, target.extra or "", log)
+    if target.kind == "definitionValues":
+        return serve_definition_values(state, request, tid, ptype, object_id, opts, version, log)
+    if target.kind == "presentationValues":
+        return serve_presentation_values(state, request, tid, ptype, object_id, target.extra or "", opts,
+                                         version, log)
     if "filter" in opts and ptype.key == "autopilotDeploymentProfile":
         return graph_error(request, 400, intune_message("Filtering is not supported on this resource",
                                                         new_id()), **log)

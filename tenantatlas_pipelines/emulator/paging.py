@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from .core import EmulatorState, Request
+from .core import EmulatorState, Request, Response
+from .envelope import graph_error
 
 _TOKEN_MAGIC = b"RDSp"
 
@@ -52,3 +54,21 @@ def next_link(state: EmulatorState, request: Request, pairs: list[tuple[str, str
         token = quote(encode_skiptoken(slot, empty), safe="")
         parts.append(f"$skiptoken={quote(token, safe='') if style == 'skiptoken2' else token}")
     return f"{state.base_url}{request.path}?{'&'.join(parts)}"
+
+
+def window(request: Request, opts: dict[str, str], page_size: int,
+           log: dict[str, Any]) -> tuple[int, int] | Response:
+    """(start, size) of a ``$skiptoken``-paged answer whose ``$top`` may only shrink the page, or the
+    400 for a bad token or ``$top``."""
+    start = 0
+    if "skiptoken" in opts:
+        decoded = decode_skiptoken(opts["skiptoken"])
+        if decoded is None:
+            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
+        start = decoded[0]
+    size = page_size
+    if "top" in opts:
+        if not opts["top"].isdigit() or int(opts["top"]) < 1:
+            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
+        size = min(size, int(opts["top"]))
+    return start, size

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 #: How many secretReferenceValueIds are remembered for getOmaSettingPlainTextValue (oldest dropped).
-MAX_REFERENCES = 200_000
+MAX_REFERENCES = 50_000
 
 
 class Vault:
@@ -108,26 +108,23 @@ def encrypt_settings(settings: list[dict[str, Any]], vault: Vault, rng: random.R
             continue
         choice = node.get("choiceSettingValue")
         if choice is not None:
-            children = choice.get("children") if isinstance(choice, dict) else None
-            if children:
-                if rng is not None and len(children) > 1:
-                    rng.shuffle(children)
-                stack.extend(children)
+            stack.extend(_reordered(choice.get("children") if isinstance(choice, dict) else None, rng))
             continue
         groups = node.get("groupSettingCollectionValue")
         if groups:
-            if rng is not None and len(groups) > 1:
-                rng.shuffle(groups)
-            for group in groups:
-                children = group.get("children") if isinstance(group, dict) else None
-                if children:
-                    if rng is not None and len(children) > 1:
-                        rng.shuffle(children)
-                    stack.extend(children)
+            for group in _reordered(groups, rng):
+                stack.extend(_reordered(group.get("children") if isinstance(group, dict) else None, rng))
             continue
-        collection = node.get("simpleSettingCollectionValue")
-        if rng is not None and isinstance(collection, list) and len(collection) > 1:
-            rng.shuffle(collection)
+        _reordered(node.get("simpleSettingCollectionValue"), rng)
+
+
+def _reordered(items: Any, rng: random.Random | None) -> list[Any]:
+    """`items` shuffled in place when it is a list and `rng` is given; [] for anything else."""
+    if not isinstance(items, list):
+        return []
+    if rng is not None and len(items) > 1:
+        rng.shuffle(items)
+    return items
 
 
 def shuffle_arrays(node: Any, rng: random.Random, skip: frozenset[str] = frozenset()) -> None:

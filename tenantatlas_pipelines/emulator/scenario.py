@@ -35,6 +35,8 @@ def entity(state: EmulatorState, tenant_id: str, policy_type: str, external_id: 
         out["assignments"] = coll.nav_at(slot, "assignments")
         if policy_type == "settingsCatalogPolicy":
             out["settings"] = coll.nav_at(slot, "settings")
+        if policy_type == "groupPolicyConfiguration":
+            out["definitionValues"] = coll.nav_at(slot, "definitionValues")
         return copy.deepcopy(out)
 
 
@@ -64,7 +66,9 @@ def rename_object(state: EmulatorState, tenant_id: str, policy_type: str, extern
 def set_setting(state: EmulatorState, tenant_id: str, policy_type: str, external_id: str, key: str,
                 value: Any) -> dict[str, Any]:
     """Change one setting's value. `key` is a ``settingDefinitionId`` (settings catalog, anywhere in the
-    trees), an ``omaUri`` (custom device configurations), or else a top-level property name."""
+    trees), an ADMX definition id or display name (administrative templates: a bool enables/disables,
+    another value goes to its first presentation), an ``omaUri`` (custom device configurations), or
+    else a top-level property name."""
     with state.lock:
         coll, slot = _locate(state, tenant_id, policy_type, external_id)
         if policy_type == "settingsCatalogPolicy":
@@ -75,6 +79,11 @@ def set_setting(state: EmulatorState, tenant_id: str, policy_type: str, external
             set_instance_value(instance, value)
             coll.set_nav(external_id, "settings", settings)
             return entity(state, tenant_id, policy_type, external_id)
+        if policy_type == "groupPolicyConfiguration":
+            values = coll.nav_at(slot, "definitionValues")
+            _set_definition_value(values, key, value)
+            coll.set_nav(external_id, "definitionValues", values)
+            return entity(state, tenant_id, policy_type, external_id)
         payload = coll.payload_at(slot) or {}
         oma = [s for s in payload.get("omaSettings") or [] if isinstance(s, dict) and s.get("omaUri") == key]
         if oma:
@@ -84,6 +93,25 @@ def set_setting(state: EmulatorState, tenant_id: str, policy_type: str, external
         if key not in payload:
             raise KeyError(f"object {external_id} has no property or OMA-URI {key!r}")
         return update_object(state, tenant_id, policy_type, external_id, {key: value})
+
+
+def _set_definition_value(values: list[dict[str, Any]], key: str, value: Any) -> None:
+    """An administrative-template setting by definition id or display name: a bool switches it on or
+    off; anything else becomes its first presentation's value (a list: its ``values``)."""
+    def names(v: dict[str, Any]) -> tuple[str, str]:
+        definition = v.get("definition") or {}
+        return str(definition.get("id", "")).lower(), str(definition.get("displayName", "")).lower()
+
+    match = next((v for v in values if key.lower() in names(v)), None)
+    if match is None:
+        raise KeyError(f"no administrative-template setting {key!r} in this policy")
+    if isinstance(value, bool):
+        match["enabled"] = value
+        return
+    presentations = match.get("presentationValues") or []
+    if not presentations:
+        raise ValueError(f"setting {key!r} has no presentation to take a value; use true/false")
+    presentations[0]["values" if isinstance(value, list) else "value"] = value
 
 
 def assignments(state: EmulatorState, tenant_id: str, policy_type: str,

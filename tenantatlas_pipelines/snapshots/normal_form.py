@@ -158,6 +158,36 @@ def flatten_settings(settings: list[Any], rules: ContentRules, key: bytes | None
     return flatten_instances([i for i in instances if isinstance(i, Mapping)], rules, key) or None
 
 
+def flatten_definition_values(
+    values: list[Any], rules: ContentRules, key: bytes | None
+) -> dict[str, Any] | None:
+    """Administrative-template values keyed by their ADMX definition id (Microsoft's, the same in every
+    tenant), each with the definition's name and category, `enabled`, and its presentation values keyed
+    by presentation id; the values' own ids (the tenant's) are dropped like every `id`."""
+    out: dict[str, Any] = {}
+    for value in values:
+        if not isinstance(value, Mapping):
+            continue
+        definition = value.get("definition") or {}
+        def_id = str(definition.get("id") or value.get("definitionId") or definition.get("displayName") or "")
+        if not def_id:
+            continue
+        entry = {k: v for k, v in value.items() if k not in ("definition", "presentationValues")}
+        entry["definition"] = {k: definition.get(k) for k in ("displayName", "classType", "categoryPath")}
+        presentations = {}
+        for pv in value.get("presentationValues") or []:
+            if not isinstance(pv, Mapping):
+                continue
+            presentation = pv.get("presentation") or {}
+            pid = str(presentation.get("id") or presentation.get("label") or pv.get("id") or "")
+            presentations[pid] = {**{k: v for k, v in pv.items() if k != "presentation"},
+                                  "label": presentation.get("label")}
+        entry["presentationValues"] = presentations
+        out[def_id] = entry
+    normal = normalize_value(out, rules, key, "definitionValues")
+    return normal or None
+
+
 def _is_settings_catalog_list(value: Any) -> bool:
     return isinstance(value, list) and any(
         isinstance(s, Mapping) and isinstance(s.get("settingInstance"), Mapping) for s in value
@@ -176,6 +206,7 @@ def normal_content(
     rules = rules_for(policy_type)
     body = {k: v for k, v in raw.items() if k != "assignments"}
     settings = body.pop("settings", None)
+    definition_values = body.pop("definitionValues", None)
     out = _normalize_object(body, rules, key, "") or {}
     if _is_settings_catalog_list(settings):
         flat = flatten_settings(settings, rules, key)
@@ -185,6 +216,10 @@ def normal_content(
         normal = normalize_value(settings, rules, key, "settings")
         if not is_empty(normal):
             out["settings"] = normal
+    if isinstance(definition_values, list):
+        flat = flatten_definition_values(definition_values, rules, key)
+        if flat:
+            out["definitionValues"] = flat
     return out
 
 

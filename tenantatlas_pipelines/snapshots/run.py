@@ -87,10 +87,12 @@ def _capture_type(state: _RunState, ctx: TypeContext) -> None:
     """One policy type: complete pages, each stored with its counts, then the references it uses."""
     tenant_id = ctx.scope.tenant_id
     used: set[tuple[RefKind, str]] = set()
+    seen: set[str] = set()  # Graph may list an object on two pages: it is recorded once
     for page in iter_object_pages(ctx.graph, tenant_id, ctx.policy_type, ctx.stats, state.strategy):
         captured = [
             capture_object(ctx.policy_type, {**raw, "id": external_id}, key=state.key)
             for external_id, raw in page.objects
+            if not (external_id in seen or seen.add(external_id))
         ]
         for rejected in page.rejected:
             ctx.item_codes.add(str(rejected.code))

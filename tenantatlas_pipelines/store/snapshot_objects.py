@@ -36,7 +36,7 @@ def record_objects(
     caller's transaction: the caller commits, so a page and its counts become visible together.
 
     An object listed twice in one batch is recorded once (the first capture wins); across batches the
-    membership's key makes a repeat a no-op."""
+    caller passes each object once (the snapshot run de-duplicates ids across a type's pages)."""
     unique: dict[str, CapturedObject] = {}
     for obj in objects:
         unique.setdefault(obj.external_id, obj)
@@ -47,8 +47,7 @@ def record_objects(
         ids, new = store_versions(scope, run_id, batch)
         conn.execute(
             """INSERT INTO snapshot_objects (snapshot_run_id, version_id, tenant_id, display_name)
-               SELECT %s, v, %s, n FROM unnest(%s::bigint[], %s::text[]) AS m (v, n)
-               ON CONFLICT DO NOTHING""",
+               SELECT %s, v, %s, n FROM unnest(%s::bigint[], %s::text[]) AS m (v, n)""",
             (run_id, scope.tenant_id, [ids[(o.policy_type, o.external_id, o.content_hash)] for o in batch],
              [o.display_name for o in batch]),
         )
