@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -193,3 +195,19 @@ def test_row_level_security_isolates_tenants(db: Database, setup) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("INSERT INTO snapshot_references (snapshot_run_id, tenant_id, ref_kind, ref_id,"
                          " resolved) VALUES (1, %s, 'group', 'x', false)", (TENANT_A,))
+
+
+def test_the_analysts_doc_query_finds_changed_objects(db: Database, setup) -> None:
+    """The first snapshot example of docs/analysts.md, run as the analyst role."""
+    doc = (Path(__file__).parents[1] / "docs" / "analysts.md").read_text()
+    query = doc.split("```sql\n-- Objects that changed between")[1].split(";")[0]
+    query = "-- Objects that changed between" + query
+    with db.connect() as conn:
+        selection = add_selection(conn, "all", ["deviceConfiguration", "settingsCatalogPolicy"])
+        scope = tenant_scope(conn, TENANT_A)
+        insert_snapshot(scope, selection, _objects())
+        insert_snapshot(scope, selection, _objects(ssid="guest")[:2])
+    with db.connect() as conn:
+        conn.execute(f"SET ROLE {ANALYST_ROLE}")
+        rows = {r[1] for r in conn.execute(query)}
+    assert rows == {"dc-1", "sc-1"}  # dc-1 changed, sc-1 only in the older snapshot
