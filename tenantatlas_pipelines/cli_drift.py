@@ -353,7 +353,7 @@ def demo_drift_round(
                 "policy_type": i.policy_type,
                 "name": i.display_name,
                 "external_id": i.external_id,
-                "first_change": i.changes[0]["path"] if i.changes else None,
+                "first_change": i.changes[0]["path"] if i.changes and i.kind == "changed" else None,
                 "made_by_demo": i.external_id in expected,
             }
             for i in items

@@ -127,7 +127,7 @@ def preview_markdown(published: Published) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for i in rows[:PREVIEW_ROWS]:
-        first = i.changes[0].path if i.changes else ""
+        first = i.changes[0].path if i.changes and i.kind == "changed" else ""  # added/missing: everything
         lines.append(
             f"| {i.kind} | {i.confidence} | {'yes' if i.accepted else 'no'} | {_cell(i.policy_type)} | "
             f"{_cell(i.display_name or i.external_id)} | {_cell(first)} |"
