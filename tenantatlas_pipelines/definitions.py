@@ -15,6 +15,7 @@ from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
+from .defs.dependencies import DEPENDENCY_ASSETS, DEPENDENCY_CHECKS, DEPENDENCY_JOBS, DEPENDENCY_SENSORS
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
@@ -22,11 +23,11 @@ from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_re
 from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items, policy_snapshots],
-    asset_checks=ALL_CHECKS,
-    jobs=[sync_job, snapshot_job],
+    assets=[inventory_sync, missing_items, policy_snapshots, *DEPENDENCY_ASSETS],
+    asset_checks=[*ALL_CHECKS, *DEPENDENCY_CHECKS],
+    jobs=[sync_job, snapshot_job, *DEPENDENCY_JOBS],
     schedules=[inventory_sync_schedule, policy_snapshots_schedule],
-    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor],
+    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor, *DEPENDENCY_SENSORS],
     resources=resources_from_env(),
     # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double
     # the per-run overhead (see bench/dagster_overhead.py).

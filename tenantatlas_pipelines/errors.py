@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     # snapshots
     SNAPSHOT_NOT_FOUND = "snapshot_not_found"
     OBJECT_NOT_IN_SNAPSHOT = "object_not_in_snapshot"
+    # dependencies
+    AMBIGUOUS_TARGET_NAME = "ambiguous_target_name"
     # selection and tenant input
     INVALID_SELECTION = "invalid_selection"
     UNKNOWN_POLICY_TYPE = "unknown_policy_type"
