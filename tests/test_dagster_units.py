@@ -200,10 +200,12 @@ def test_definitions_load_and_wire_everything() -> None:
         "inventory_meta_within_whitelist",
         "missing_items_unique",
         "missing_items_never_deleted",
+        "dependency_edges_no_dangling",
     }
     assert defs.resolve_schedule_def("inventory_sync_schedule")
     assert defs.resolve_sensor_def("tenant_registry_sensor")
     assert defs.resolve_sensor_def("missing_items_after_sync")
+    assert defs.resolve_sensor_def("dependency_edges_after_snapshot")
     assert job.executor_def.name == "in_process"
 
 
