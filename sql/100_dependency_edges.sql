@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS dependency_edges (
     -- false: Graph answered and the target was not there (dangling, never "deleted");
     -- null: the snapshot could not look (its type failed before its references were resolved).
     resolved         boolean,
+    -- The name as looked up (case-insensitive). A stored column, not an index on lower(target_name):
+    -- under row-level security a non-leakproof function such as lower() cannot be an index condition,
+    -- while `=` on a text column can.
+    target_name_key  text GENERATED ALWAYS AS (lower(target_name)) STORED,
     FOREIGN KEY (tenant_id, selection_hash) REFERENCES dependency_partitions (tenant_id, selection_hash),
     CHECK (filter_mode IS NULL OR relation = 'filter'),
     CHECK (resolved IS DISTINCT FROM false OR target_name IS NULL)
@@ -48,7 +52,7 @@ CREATE TABLE IF NOT EXISTS dependency_edges (
 CREATE INDEX IF NOT EXISTS dependency_edges_target
     ON dependency_edges (tenant_id, target_type, target_id);
 CREATE INDEX IF NOT EXISTS dependency_edges_target_name
-    ON dependency_edges (tenant_id, target_type, lower(target_name));
+    ON dependency_edges (tenant_id, target_type, target_name_key);
 CREATE INDEX IF NOT EXISTS dependency_edges_object
     ON dependency_edges (tenant_id, policy_type, external_id);
 CREATE INDEX IF NOT EXISTS dependency_edges_partition
@@ -58,19 +62,19 @@ CREATE INDEX IF NOT EXISTS dependency_edges_dangling
 
 -- The tenant's current edges: an object in several selections' snapshots answers from the newest
 -- published snapshot that saw it (so an edge removed since does not linger from an older selection's
--- snapshot). The anti-join walks object_versions' unique index and snapshot_objects' version index per
--- candidate edge, never a whole snapshot.
+-- snapshot). One flat anti-join, so the planner probes object_versions' unique index and
+-- snapshot_objects' version index per candidate edge instead of hashing a whole snapshot.
 CREATE OR REPLACE VIEW dependency_edges_current WITH (security_invoker = true) AS
 SELECT e.*, p.selection_name
 FROM dependency_edges e
 JOIN dependency_partitions p ON p.tenant_id = e.tenant_id AND p.selection_hash = e.selection_hash
 WHERE NOT EXISTS (
-    SELECT 1 FROM dependency_partitions newer
-    WHERE newer.tenant_id = e.tenant_id AND newer.snapshot_run_id > e.snapshot_run_id
-      AND EXISTS (
-          SELECT 1 FROM object_versions v JOIN snapshot_objects o ON o.version_id = v.id
-          WHERE v.tenant_id = e.tenant_id AND v.policy_type = e.policy_type
-            AND v.external_id = e.external_id AND o.snapshot_run_id = newer.snapshot_run_id));
+    SELECT 1
+    FROM object_versions v
+    JOIN snapshot_objects o ON o.version_id = v.id
+    JOIN dependency_partitions newer ON newer.snapshot_run_id = o.snapshot_run_id
+    WHERE v.tenant_id = e.tenant_id AND v.policy_type = e.policy_type AND v.external_id = e.external_id
+      AND newer.tenant_id = e.tenant_id AND newer.snapshot_run_id > e.snapshot_run_id);
 
 -- Row-level security as for every tenant-scoped table (040, 065).
 GRANT SELECT, INSERT, UPDATE, DELETE ON dependency_partitions, dependency_edges TO tenantatlas_pipeline;

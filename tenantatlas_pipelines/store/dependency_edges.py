@@ -135,11 +135,15 @@ def edges_using(scope: TenantScope, target_type: str, target_id: str) -> list[di
 def target_candidates(scope: TenantScope, target_type: str, value: str) -> list[tuple[str, str | None]]:
     """(id, name) of the targets whose id is `value` or whose name is `value` (case-insensitive),
     from the tenant's current edges; both lookups indexed."""
+    # Two lookups, not one OR: each uses its own index (an OR of the two would scan). The name key is
+    # PostgreSQL's lower(); Python's lower() agrees with it on the names people type.
     rows = scope.conn.execute(
-        """SELECT DISTINCT target_id, target_name FROM dependency_edges_current
-           WHERE tenant_id = %(t)s AND target_type = %(tt)s
-             AND (target_id = %(v)s OR lower(target_name) = lower(%(name)s))""",
-        {"t": scope.tenant_id, "tt": target_type, "v": value, "name": value.strip()},
+        """SELECT target_id, target_name FROM dependency_edges_current
+           WHERE tenant_id = %(t)s AND target_type = %(tt)s AND target_id = %(v)s
+           UNION
+           SELECT target_id, target_name FROM dependency_edges_current
+           WHERE tenant_id = %(t)s AND target_type = %(tt)s AND target_name_key = %(name)s""",
+        {"t": scope.tenant_id, "tt": target_type, "v": value, "name": value.strip().lower()},
     ).fetchall()
     return [(str(i), n) for i, n in rows]
 
