@@ -100,8 +100,8 @@ def deps(tenant: str, group: str | None, filter_: str | None, scope_tag: str | N
 # --- the demo's step --------------------------------------------------------------------------------
 def materialize_dependencies(
     instance: DagsterInstance, ref: PartitionRef, log_level: str = "CRITICAL"
-) -> bool:
-    """One run of `dependency_edges_job` for a partition (with its check); True when it succeeded."""
+) -> str:
+    """One run of `dependency_edges_job` for a partition (with its check); returns its Dagster run id."""
     from . import definitions
     from .defs.dependencies import DEPENDENCY_JOB_NAME
 
@@ -110,10 +110,10 @@ def materialize_dependencies(
         partition_key=ref.key, instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    return bool(result.success)
+    return str(result.run_id)
 
 
-def _partition_row(db: Database, ref: PartitionRef) -> dict[str, Any]:
+def _partition_row(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict[str, Any]:
     from .store.dependency_edges import partition_header
     from .store.scope import tenant_scope
     from .store.selections import get_selection
@@ -125,7 +125,7 @@ def _partition_row(db: Database, ref: PartitionRef) -> dict[str, Any]:
     return {"tenant_key": ref.tenant, "selection_name": ref.selection,
             "snapshot_id": header.snapshot_run_id if header else None,
             "objects": header.objects if header else 0, "edges": header.edges if header else 0,
-            "dangling": header.dangling if header else 0}
+            "dangling": header.dangling if header else 0, "dagster_run_id": dagster_run_id}
 
 
 def _assigned_group(db: Database, ref: PartitionRef) -> tuple[str, str | None] | None:
@@ -149,8 +149,7 @@ def dependency_round(
 
     refs = [PartitionRef(s["tenant_key"], s["selection_name"]) for s in snapshot_rows
             if s.get("status") in ("succeeded", "partial")]
-    for ref in refs:
-        materialize_dependencies(instance, ref, log_level)
+    run_ids = {ref: materialize_dependencies(instance, ref, log_level) for ref in refs}
     story = ""
     if emulator is not None and refs:
         ref = refs[0]
@@ -160,8 +159,8 @@ def dependency_round(
             story = f"group {group[1]!r} ({group[0]}) removed in {ref.tenant}"
             click.echo(f"\nDependencies: {story}; snapshot {ref.key} again ...", err=True)
             materialize_snapshot(instance, db, ref, log_level)
-            materialize_dependencies(instance, ref, log_level)
-    return story, [_partition_row(db, r) for r in refs]
+            run_ids[ref] = materialize_dependencies(instance, ref, log_level)
+    return story, [_partition_row(db, r, run_ids[r]) for r in refs]
 
 
 def print_dependency_round(story: str, rows: list[dict[str, Any]]) -> None:
