@@ -175,6 +175,12 @@ def test_demo_syncs_every_partition_and_prints_a_summary(db: Database, tmp_path:
         "graph_forbidden"
     ]
     assert drift["fabrikam"]["missing_high"] == 0 and drift["fabrikam"]["missing_low"] > 0
+    # The dependency step: every snapshotted partition's graph; one assigned group removed in contoso
+    # dangles after contoso's second snapshot, nowhere else.
+    deps = {r["tenant"]: r for r in rows if r["round"] == "dependencies"}
+    assert set(deps) == set(TENANTS) and deps["contoso"]["edges"] > 0
+    assert re.search(r"Dependencies: group .* removed in contoso", result.stderr)
+    assert deps["contoso"]["dangling"] >= 1 and deps["fabrikam"]["dangling"] == 0
     with open_cli_instance(db, tmp_path / "dagster") as instance:
         run_ids = {r["dagster_run_id"] for r in rows}
         assert all(instance.get_run_by_id(i) is not None for i in run_ids)
