@@ -15,8 +15,8 @@ from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
-from .defs.drift import drift_job, policy_drift, policy_drift_sensor
 from .defs.dependencies import DEPENDENCY_ASSETS, DEPENDENCY_CHECKS, DEPENDENCY_JOBS, DEPENDENCY_SENSORS
+from .defs.drift import drift_job, policy_drift, policy_drift_sensor
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
