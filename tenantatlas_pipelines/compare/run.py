@@ -1,0 +1,97 @@
+"""Load compare sides from the store and run a compare (the CLI and the fleet asset call these).
+
+Which snapshot: the given id (it must be the tenant's and of the selection), else the tenant's latest
+succeeded snapshot of the selection; a tenant without one is SNAPSHOT_NOT_FOUND, saying how to take one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from ..errors import ErrorCode, TenantAtlasError
+from ..store.scope import tenant_scope
+from ..store.selections import Selection, get_selection
+from ..store.snapshot_objects import objects_of_snapshot
+from ..store.snapshot_references import references_of_snapshot
+from ..store.snapshot_runs import get_snapshot, latest_succeeded_snapshot
+from ..store.tenants import Tenant, get_tenant
+from .engine import CompareResult, Side, SideObject, compare_sides
+from .model import PlanStep
+from .plan import promotion_plan
+
+
+def pick_snapshot(conn: psycopg.Connection, tenant: Tenant, selection: Selection,
+                  snapshot_id: int | None = None) -> int:
+    """The snapshot id to compare for a tenant (see the module docstring)."""
+    scope = tenant_scope(conn, tenant.tenant_id)
+    if snapshot_id is not None:
+        run = get_snapshot(scope, snapshot_id)
+        if run.selection_hash != selection.selection_hash:
+            raise TenantAtlasError(
+                ErrorCode.SNAPSHOT_NOT_FOUND,
+                f"snapshot {snapshot_id} of tenant {tenant.key} is of selection "
+                f"{run.selection_name!r} (another definition), not {selection.name!r}",
+            )
+        return run.id
+    run = latest_succeeded_snapshot(scope, selection.selection_hash)
+    if run is None:
+        raise TenantAtlasError(
+            ErrorCode.SNAPSHOT_NOT_FOUND,
+            f"tenant {tenant.key} has no succeeded snapshot of selection {selection.name!r}; take one "
+            f"with `tenantatlas snapshot --tenant {tenant.key} --selection {selection.name}`",
+        )
+    return run.id
+
+
+def load_side(conn: psycopg.Connection, tenant: Tenant, snapshot_id: int,
+              domains: tuple[str, ...] = ()) -> Side:
+    """One tenant's snapshot as a compare side: stored normal forms (ids, no names) and references."""
+    scope = tenant_scope(conn, tenant.tenant_id)
+    run = get_snapshot(scope, snapshot_id)
+    objects = [
+        SideObject(o.policy_type, o.external_id, o.display_name, o.content or {})
+        for o in objects_of_snapshot(scope, snapshot_id, names=False)
+    ]
+    refs = references_of_snapshot(scope, snapshot_id)
+    conn.commit()
+    return Side(tenant.key, tenant.tenant_id, snapshot_id, objects, refs, domains, run.status)
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    source: str
+    target: str
+    selection: str
+    source_snapshot: int | None = None
+    target_snapshot: int | None = None
+
+
+def compare_tenants(conn: psycopg.Connection, request: CompareRequest) -> CompareResult:
+    """Resolve both tenants, the selection and the snapshots, then compare (read-only)."""
+    selection = get_selection(conn, request.selection)
+    sides = []
+    for key, snapshot_id in ((request.source, request.source_snapshot),
+                             (request.target, request.target_snapshot)):
+        tenant = get_tenant(conn, key)
+        sides.append(load_side(conn, tenant, pick_snapshot(conn, tenant, selection, snapshot_id)))
+    return compare_sides(sides[0], sides[1])
+
+
+def compare_document(result: CompareResult, selection: str, plan: list[PlanStep] | None) -> dict:
+    """The JSON object `tenantatlas compare --json` prints (field names are a contract)."""
+    doc: dict = {
+        "selection": selection,
+        "source": result.source.summary(),
+        "target": result.target.summary(),
+        "counts": result.counts(),
+        "items": [i.as_dict() for i in result.items],
+    }
+    if plan is not None:
+        doc["plan"] = [s.as_dict() for s in plan]
+    return doc
+
+
+__all__ = ["CompareRequest", "compare_document", "compare_tenants", "load_side", "pick_snapshot",
+           "promotion_plan"]
