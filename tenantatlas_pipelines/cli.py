@@ -218,6 +218,7 @@ def _register_optional() -> None:
         ("cli_emulator", ("emulator",)),
         ("cli_dagster", ("demo", "dev", "sync", "missing")),
         ("cli_snapshots", ("snapshot", "snapshots", "show")),
+        ("cli_compare", ("compare",)),
     ):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=list(names))

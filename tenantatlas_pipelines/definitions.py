@@ -15,6 +15,7 @@ from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
+from .defs.fleet import FleetGolden, fleet_alignment, fleet_alignment_after_snapshots, fleet_alignment_job
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
@@ -22,12 +23,13 @@ from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_re
 from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items, policy_snapshots],
+    assets=[inventory_sync, missing_items, policy_snapshots, fleet_alignment],
     asset_checks=ALL_CHECKS,
-    jobs=[sync_job, snapshot_job],
+    jobs=[sync_job, snapshot_job, fleet_alignment_job],
     schedules=[inventory_sync_schedule, policy_snapshots_schedule],
-    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor],
-    resources=resources_from_env(),
+    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor,
+             fleet_alignment_after_snapshots],
+    resources={**resources_from_env(), "fleet_golden": FleetGolden()},
     # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double
     # the per-run overhead (see bench/dagster_overhead.py).
     executor=in_process_executor,

@@ -43,3 +43,23 @@ def alignment_of(result: CompareResult) -> Alignment:
         counts[KIND_COLUMNS[item.match]] += 1
     deviations = tuple(i for i in result.items if i.match is not Match.IDENTICAL)
     return Alignment(len(result.source.objects), counts, deviations)
+
+
+def alignment_metadata(alignment: Alignment, *, golden_tenant: str, snapshot_id: int | None,
+                       golden_snapshot_id: int | None, top: int = 20) -> dict[str, object]:
+    """Plain metadata of a `fleet_alignment` materialization: the score and counts as numbers (plotted
+    over time by the Dagster UI), the first `top` deviations as a Markdown table."""
+    meta: dict[str, object] = {"alignment_score": round(alignment.score, 4),
+                               "golden_objects": alignment.golden_objects}
+    meta.update({k: int(v) for k, v in alignment.counts.items()})
+    meta["golden_tenant"] = golden_tenant
+    meta["snapshot_id"] = int(snapshot_id or 0)
+    meta["golden_snapshot_id"] = int(golden_snapshot_id or 0)
+    lines = ["| policy type | name | deviation | changes |", "| --- | --- | --- | --- |"]
+    for item in alignment.deviations[:top]:
+        name = item.display_name.replace("|", "\\|")
+        lines.append(f"| {item.policy_type} | {name} | {KIND_COLUMNS[item.match]} | {len(item.changes)} |")
+    if len(alignment.deviations) > top:
+        lines.append(f"| … | {len(alignment.deviations) - top} more | | |")
+    meta["deviations"] = "\n".join(lines) if alignment.deviations else "none"
+    return meta

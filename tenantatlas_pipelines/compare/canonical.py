@@ -5,7 +5,8 @@ scope-tag ids -> resolved names) with two more replacements inside string values
 - the tenant's own id and domains (`<key>.onmicrosoft.com` and any configured) -> `{tenant_id}` /
   `{tenant_domain}` — an app configuration's `AllowedTenantIds` carries the tenant id;
 - ids of other objects of the same snapshot (an app configuration's `targetedMobileApps`) ->
-  `object:<policy type>/<display name>`.
+  `object:<policy type>/<display name>`, and group ids outside assignments (conditional access
+  `conditions.users.excludeGroups`) -> `group:<name>` (`unresolved:<id>` when dangling).
 Both work on the document's JSON text (one C-speed scan per document; most documents contain no hit
 and are returned as they were). Each side gets its own canonicaliser, built from its own snapshot.
 """
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..snapshots.diff import Canonicaliser, canonicalise_references
-from ..snapshots.references import Reference, ReferenceIndex
+from ..snapshots.references import Reference, ReferenceIndex, RefKind
 
 TENANT_ID_TOKEN = "{tenant_id}"
 TENANT_DOMAIN_TOKEN = "{tenant_domain}"
@@ -66,11 +67,18 @@ def identity_canonicaliser(
     return apply
 
 
+def group_labels(references: Iterable[Reference]) -> dict[str, str]:
+    """Group id -> `group:<name>` (or `unresolved:<id>`), for group ids outside assignment records."""
+    return {r.ref_id: f"group:{r.name}" if r.resolved and r.name else f"unresolved:{r.ref_id}"
+            for r in references if r.kind is RefKind.GROUP}
+
+
 def side_canonicaliser(
     references: Iterable[Reference], tenant_id: str, domains: Iterable[str],
     object_labels: Mapping[str, str],
 ) -> Canonicaliser:
     """References by name first (they remove group / filter ids), then the tenant's identity."""
-    by_name = canonicalise_references(ReferenceIndex(references))
-    identity = identity_canonicaliser(tenant_id, domains, object_labels)
+    refs = list(references)
+    by_name = canonicalise_references(ReferenceIndex(refs))
+    identity = identity_canonicaliser(tenant_id, domains, {**group_labels(refs), **object_labels})
     return lambda document: identity(by_name(document))

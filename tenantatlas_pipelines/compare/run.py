@@ -11,15 +11,16 @@ from dataclasses import dataclass
 import psycopg
 
 from ..errors import ErrorCode, TenantAtlasError
+from ..store.fleet_alignment import AlignmentRecord, replace_alignment
 from ..store.scope import tenant_scope
 from ..store.selections import Selection, get_selection
 from ..store.snapshot_objects import objects_of_snapshot
 from ..store.snapshot_references import references_of_snapshot
 from ..store.snapshot_runs import get_snapshot, latest_succeeded_snapshot
 from ..store.tenants import Tenant, get_tenant
+from .alignment import Alignment, alignment_of
 from .engine import CompareResult, Side, SideObject, compare_sides
 from .model import PlanStep
-from .plan import promotion_plan
 
 
 def pick_snapshot(conn: psycopg.Connection, tenant: Tenant, selection: Selection,
@@ -93,5 +94,57 @@ def compare_document(result: CompareResult, selection: str, plan: list[PlanStep]
     return doc
 
 
-__all__ = ["CompareRequest", "compare_document", "compare_tenants", "load_side", "pick_snapshot",
-           "promotion_plan"]
+
+
+# --- fleet alignment ---------------------------------------------------------------------------------
+GOLDEN_TENANT_ENV = "TENANTATLAS_GOLDEN_TENANT"
+GOLDEN_SELECTION_ENV = "TENANTATLAS_GOLDEN_SELECTION"
+DEFAULT_GOLDEN_SELECTION = "all"
+
+
+@dataclass(frozen=True)
+class GoldenConfig:
+    """The operator's designation: which tenant is the standard, for which named selection."""
+
+    tenant: str
+    selection: str = DEFAULT_GOLDEN_SELECTION
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str]) -> GoldenConfig | None:
+        tenant = environ.get(GOLDEN_TENANT_ENV, "").strip()
+        if not tenant:
+            return None
+        return cls(tenant, environ.get(GOLDEN_SELECTION_ENV, "").strip() or DEFAULT_GOLDEN_SELECTION)
+
+
+def require_golden(config: GoldenConfig | None) -> GoldenConfig:
+    if config is None or not config.tenant:
+        raise TenantAtlasError(
+            ErrorCode.CONFIG_INVALID,
+            f"no golden tenant configured: set {GOLDEN_TENANT_ENV} (and optionally {GOLDEN_SELECTION_ENV}, "
+            f"default {DEFAULT_GOLDEN_SELECTION!r}) or the fleet_golden resource's config",
+        )
+    return config
+
+
+def load_golden(conn: psycopg.Connection, config: GoldenConfig) -> tuple[Side, Selection]:
+    """The golden tenant's latest succeeded snapshot of the configured selection, as a compare side."""
+    selection = get_selection(conn, config.selection)
+    golden = get_tenant(conn, config.tenant)
+    return load_side(conn, golden, pick_snapshot(conn, golden, selection)), selection
+
+
+def align_tenant(
+    conn: psycopg.Connection, golden: Side, selection: Selection, tenant_key: str, *,
+    dagster_run_id: str | None = None,
+) -> Alignment:
+    """Compare one tenant's latest succeeded snapshot with the golden side and store the result
+    (replacing the tenant's previous alignment in one transaction)."""
+    tenant = get_tenant(conn, tenant_key)
+    side = load_side(conn, tenant, pick_snapshot(conn, tenant, selection))
+    alignment = alignment_of(compare_sides(golden, side))
+    record = AlignmentRecord(golden.tenant_id, selection.name, selection.selection_hash,
+                             int(side.snapshot_id or 0), int(golden.snapshot_id or 0))
+    replace_alignment(tenant_scope(conn, tenant.tenant_id), record, alignment,
+                      dagster_run_id=dagster_run_id)
+    return alignment

@@ -7,10 +7,13 @@ snapshot run fetches the names, these decide what is referenced and how it is re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class RefKind(StrEnum):
@@ -69,7 +72,8 @@ def named_reference(kind: RefKind, ref_id: str, names: Mapping[str, str]) -> Ref
 
 
 def references_in(document: Mapping[str, Any]) -> set[tuple[RefKind, str]]:
-    """Every (kind, id) a version document refers to: assignment groups and filters, scope tags."""
+    """Every (kind, id) a version document refers to: assignment groups and filters, scope tags, and
+    the groups a conditional-access policy includes or excludes."""
     refs: set[tuple[RefKind, str]] = set()
     for assignment in document.get("assignments") or []:
         if assignment.get("group_id"):
@@ -80,6 +84,13 @@ def references_in(document: Mapping[str, Any]) -> set[tuple[RefKind, str]]:
     for key in ("roleScopeTagIds", "roleScopeTags"):
         for tag in document.get(key) or []:
             refs.add((RefKind.SCOPE_TAG, str(tag)))
+    # Conditional access names its groups in conditions.users (besides "All" / "None" keywords).
+    users = (document.get("conditions") or {}).get("users") or {}
+    if isinstance(users, Mapping):
+        for key in ("includeGroups", "excludeGroups"):
+            for group_id in users.get(key) or []:
+                if isinstance(group_id, str) and _GUID.match(group_id):
+                    refs.add((RefKind.GROUP, group_id))
     return refs
 
 
