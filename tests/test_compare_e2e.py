@@ -69,3 +69,45 @@ def test_one_baseline_in_two_tenants_compares_identical(
     assert len(result.items) == len(result.source.objects) == len(result.target.objects) > 40
     # assignments with groups and filters were compared (by name), not skipped
     assert any(a.get("group_id") for o in result.source.objects for a in o.content.get("assignments", []))
+
+
+def test_demo_scenario_through_real_snapshots_and_the_cli(
+    db: Database, conn: psycopg.Connection, pair: Emulator, graph: GraphClient
+) -> None:
+    _register(conn)
+    golden, branch = COMPARE_DEMO_TENANTS
+    # a group the golden-only policy is assigned to is renamed in the branch: its creation is blocked
+    demo = setup_compare_demo(pair, branch.tenant_id)
+    removed = next(o for o in pair.objects(golden.tenant_id, "deviceCompliancePolicy")
+                   if o["displayName"] == demo.removed_policy)
+    group_ids = [a["target"]["groupId"] for a in pair.assignments(golden.tenant_id, "deviceCompliancePolicy",
+                                                                   removed["id"]) if "groupId" in a["target"]]
+    if not group_ids:
+        pair.add_assignment(golden.tenant_id, "deviceCompliancePolicy", removed["id"], "group",
+                            group_id=pair.groups(golden.tenant_id)[0]["id"])
+        group_ids = [pair.groups(golden.tenant_id)[0]["id"]]
+    name = next(g["displayName"] for g in pair.groups(golden.tenant_id) if g["id"] == group_ids[0])
+    twin = next(g for g in pair.groups(branch.tenant_id) if g["displayName"] == name)
+    pair.update_group(branch.tenant_id, twin["id"], {"displayName": f"{name} (branch)"})
+    _snapshot_both(db, graph)
+
+    out = CliRunner().invoke(cli, ["compare", "--source", GOLDEN_KEY, "--target", BRANCH_KEY,
+                                   "--selection", DEMO_SELECTION, "--plan", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    items = {(i["policy_type"], i["display_name"]): i for i in doc["items"]}
+    changed = items[("settingsCatalogPolicy", demo.changed_policy)]
+    assert changed["match"] == "different"
+    assert [c["path"] for c in changed["changes"]] == [f"settings.{demo.changed_setting}"]
+    assert items[("deviceCompliancePolicy", demo.removed_policy)]["match"] == "only_in_source"
+    dup = items[("deviceConfiguration", demo.duplicated_name)]
+    assert dup["match"] == "ambiguous" and len(dup["target_external_ids"]) == 2 and dup["changes"] == []
+    plan = {(p["policy_type"], p["display_name"]): p for p in doc["plan"]}
+    blocked = plan[("deviceCompliancePolicy", demo.removed_policy)]
+    assert blocked["action"] == "blocked"
+    assert {"kind": "group", "name": name, "source_id": group_ids[0]} in blocked["blocked_by"]
+    assert plan[("settingsCatalogPolicy", demo.changed_policy)]["action"] in ("update", "blocked")
+    # every other difference is the renamed group, seen by name on the objects that use it
+    others = [i for k, i in items.items() if i["match"] == "different"
+              and k != ("settingsCatalogPolicy", demo.changed_policy)]
+    assert all(name in json.dumps(i["changes"], ensure_ascii=False) for i in others)

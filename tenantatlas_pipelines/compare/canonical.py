@@ -6,7 +6,7 @@ scope-tag ids -> resolved names) with two more replacements inside string values
   `{tenant_domain}` — an app configuration's `AllowedTenantIds` carries the tenant id;
 - ids of other objects of the same snapshot (an app configuration's `targetedMobileApps`) ->
   `object:<policy type>/<display name>`, and group ids outside assignments (conditional access
-  `conditions.users.excludeGroups`) -> `group:<name>` (`unresolved:<id>` when dangling).
+  `conditions.users.excludeGroups`) -> `group:<name>`.
 Both work on the document's JSON text (one C-speed scan per document; most documents contain no hit
 and are returned as they were). Each side gets its own canonicaliser, built from its own snapshot.
 """
@@ -68,9 +68,10 @@ def identity_canonicaliser(
 
 
 def group_labels(references: Iterable[Reference]) -> dict[str, str]:
-    """Group id -> `group:<name>` (or `unresolved:<id>`), for group ids outside assignment records."""
-    return {r.ref_id: f"group:{r.name}" if r.resolved and r.name else f"unresolved:{r.ref_id}"
-            for r in references if r.kind is RefKind.GROUP}
+    """Resolved group id -> `group:<name>`, for group ids outside assignment records (a dangling id
+    stays as it is: another tenant's id never equals it, so it never matches by accident)."""
+    return {r.ref_id: f"group:{r.name}" for r in references
+            if r.kind is RefKind.GROUP and r.resolved and r.name}
 
 
 def side_canonicaliser(
