@@ -26,6 +26,7 @@ from tenantatlas_pipelines.emulator import Emulator
 from tenantatlas_pipelines.graph.client import GraphClient
 from tenantatlas_pipelines.snapshots.run import run_snapshot
 from tenantatlas_pipelines.store.tenants import add_tenant
+from tests.test_dagster_cli import GRAPH_VARS
 from tests.test_sync_e2e import settings_for
 
 pytestmark = pytest.mark.slow
@@ -111,3 +112,22 @@ def test_demo_scenario_through_real_snapshots_and_the_cli(
     others = [i for k, i in items.items() if i["match"] == "different"
               and k != ("settingsCatalogPolicy", demo.changed_policy)]
     assert all(name in json.dumps(i["changes"], ensure_ascii=False) for i in others)
+
+
+def test_demo_prints_the_golden_and_branch_compare(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENANTATLAS_HOME", str(tmp_path))
+    for var in ("DAGSTER_HOME", *GRAPH_VARS):
+        monkeypatch.delenv(var, raising=False)
+    out = CliRunner().invoke(cli, ["demo", "--scale", "0.02", "--selection", "all", "--tenant", GOLDEN_KEY,
+                                   "--tenant", BRANCH_KEY, "--no-drift", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)
+    compared = next(r for r in rows if r["round"] == "compare")
+    assert compared["source"]["tenant_key"] == GOLDEN_KEY and compared["target"]["tenant_key"] == BRANCH_KEY
+    counts = compared["counts"]
+    assert (counts["different"], counts["only_in_source"], counts["only_in_target"], counts["ambiguous"]) == (
+        1, 1, 0, 1)
+    assert counts["identical"] > 40
+    assert [p["action"] for p in compared["plan"]] == ["create", "update"]

@@ -81,3 +81,34 @@ def setup_compare_demo(emu: ScriptableEmulator, branch_id: str = COMPARE_DEMO_TE
     copy["description"] = "a second profile under the same name"
     emu.add_object(branch_id, "deviceConfiguration", copy)
     return CompareDemo(policy["name"], key, removed["displayName"], original["displayName"])
+
+
+def compare_demo_document(db: Any, selection: str) -> dict[str, Any] | None:
+    """The demo pair's compare with its plan (golden -> branch), or None when either tenant has no
+    succeeded snapshot of `selection` yet (the demo was run without snapshots or without the pair)."""
+    from ..errors import TenantAtlasError
+    from .plan import promotion_plan
+    from .run import CompareRequest, compare_document, compare_tenants
+
+    try:
+        with db.connect() as conn:
+            result = compare_tenants(conn, CompareRequest(GOLDEN_KEY, BRANCH_KEY, selection))
+    except TenantAtlasError:
+        return None
+    return compare_document(result, selection, promotion_plan(result))
+
+
+def compare_demo_lines(doc: dict[str, Any]) -> list[str]:
+    """A few lines for the demo's summary: the counts, the deviations and the plan."""
+    lines = [f"\nCompare {GOLDEN_KEY} (golden) -> {BRANCH_KEY}, selection {doc['selection']}: "
+             + ", ".join(f"{n} {k}" for k, n in doc["counts"].items())]
+    for item in doc["items"]:
+        if item["match"] != "identical":
+            paths = ", ".join(c["path"] for c in item["changes"][:3])
+            lines.append(f"  {item['match']:<15} {item['policy_type']}: {item['display_name'][:60]}"
+                         + (f"  ({paths})" if paths else ""))
+    for step in doc.get("plan", []):
+        lines.append(f"  plan {step['action']:<8} {step['policy_type']}: {step['display_name'][:60]}")
+    lines.append(f"(details: tenantatlas compare --source {GOLDEN_KEY} --target {BRANCH_KEY} "
+                 f"--selection {doc['selection']} --plan)")
+    return lines
