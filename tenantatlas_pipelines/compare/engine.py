@@ -6,27 +6,29 @@ Rules (docs/compare.md):
 - a key held by two or more objects on one side is `ambiguous` — reported with every id, never
   paired by guess;
 - a pair is diffed with the snapshots package's one `diff`, each document first passed through its own
-  side's canonicaliser (compare/canonical.py), so a baseline deployed to two tenants with different
+  side's reference canonicaliser (compare/canonical.py; the side's tenant id, domains and object ids
+  were already rewritten when it was loaded), so a baseline deployed to two tenants with different
   ids is `identical`; otherwise `different` with its property changes (source -> target);
 - a key on one side only is `only_in_source` / `only_in_target`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..snapshots.diff import Canonicaliser, diff
+from ..snapshots.diff import diff
 from ..snapshots.references import Reference
-from .canonical import initial_domain, object_label, side_canonicaliser
+from .canonical import reference_canonicaliser
 from .model import CompareItem, Match
 
 
 @dataclass(frozen=True)
 class SideObject:
-    """One object of a side: its stored (id-carrying) normal form."""
+    """One object of a side: its normal form as loaded (group / filter / scope-tag ids still in it; the
+    tenant's own id, domains and other objects' ids already rewritten, see compare/run.py)."""
 
     policy_type: str
     external_id: str
@@ -43,24 +45,14 @@ class Side:
     snapshot_id: int | None
     objects: Sequence[SideObject]
     references: Sequence[Reference] = ()
-    domains: tuple[str, ...] = ()
     status: str = "succeeded"
 
-    def all_domains(self) -> tuple[str, ...]:
-        return (initial_domain(self.tenant_key), *self.domains)
-
-    def object_labels(self) -> dict[str, str]:
-        return {o.external_id: object_label(o.policy_type, o.display_name) for o in self.objects}
-
-    def canonicaliser(self) -> Canonicaliser:
-        return side_canonicaliser(self.references, self.tenant_id, self.all_domains(), self.object_labels())
-
     @cached_property
-    def canonical(self) -> dict[str, dict[str, Any]]:
+    def canonical(self) -> dict[str, Mapping[str, Any]]:
         """Every object's document with tenant-specific ids replaced by names, by external id; computed
         once per side (a golden tenant compared with a whole fleet is canonicalised once)."""
-        canon = self.canonicaliser()
-        return {o.external_id: dict(canon(o.content)) for o in self.objects}
+        canon = reference_canonicaliser(self.references)
+        return {o.external_id: canon(o.content) for o in self.objects}
 
     def summary(self) -> dict[str, Any]:
         return {"tenant_key": self.tenant_key, "tenant_id": self.tenant_id, "snapshot_id": self.snapshot_id,

@@ -16,14 +16,14 @@ plan blocks on it — conservatively, and it says which group.
 
 from __future__ import annotations
 
-import json
-import re
+from collections.abc import Mapping
+from typing import Any
 
 from ..snapshots.references import RefKind, references_in
+from .canonical import parse_object_label
 from .engine import CompareResult, Side, SideObject, match_key
 from .model import Action, BlockingReference, Match, PlanStep
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Policy types whose objects *are* the referenced kind (their names resolve a reference of that kind).
 _KIND_TYPES = {RefKind.ASSIGNMENT_FILTER: "assignmentFilter", RefKind.SCOPE_TAG: "roleScopeTag"}
 DEFAULT_SCOPE_TAG_ID = "0"
@@ -40,8 +40,20 @@ def _known_names(side: Side) -> dict[RefKind, set[str]]:
     return names
 
 
-def _blocking(obj: SideObject, source: Side, target: Side, known: dict[RefKind, set[str]],
-              target_keys: set[tuple[str, str]], source_objects: dict[str, SideObject]
+def _object_labels(value: Any) -> set[tuple[str, str]]:
+    """(policy type, name) of every object a document references by id (rewritten as a label)."""
+    if isinstance(value, str):
+        found = parse_object_label(value)
+        return {found} if found else set()
+    if isinstance(value, Mapping):
+        return set().union(*(_object_labels(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_object_labels(v) for v in value)) if value else set()
+    return set()
+
+
+def _blocking(obj: SideObject, source: Side, known: dict[RefKind, set[str]],
+              target_keys: set[tuple[str, str]], source_ids: dict[tuple[str, str], str]
               ) -> list[BlockingReference]:
     by_key = {(r.kind, r.ref_id): r for r in source.references}
     out: list[BlockingReference] = []
@@ -52,12 +64,9 @@ def _blocking(obj: SideObject, source: Side, target: Side, known: dict[RefKind, 
         name = ref.name if ref is not None and ref.resolved else None
         if name is None or name.strip().casefold() not in known[kind]:
             out.append(BlockingReference(str(kind), name, ref_id))
-    for found in sorted(set(_GUID.findall(json.dumps(obj.content)))):
-        other = source_objects.get(found)
-        if other is None or other.external_id == obj.external_id:
-            continue
-        if match_key(other.policy_type, other.display_name) not in target_keys:
-            out.append(BlockingReference(other.policy_type, (other.display_name or "").strip(), found))
+    for policy_type, name in sorted(_object_labels(obj.content)):
+        if match_key(policy_type, name) not in target_keys:
+            out.append(BlockingReference(policy_type, name, source_ids.get((policy_type, name))))
     return out
 
 
@@ -67,6 +76,7 @@ def promotion_plan(result: CompareResult) -> list[PlanStep]:
     known = _known_names(target)
     target_keys = {match_key(o.policy_type, o.display_name) for o in target.objects}
     source_objects = {o.external_id: o for o in source.objects}
+    source_ids = {(o.policy_type, (o.display_name or "").strip()): o.external_id for o in source.objects}
     steps: list[PlanStep] = []
     for item in result.items:
         if item.match is Match.ONLY_IN_SOURCE:
@@ -76,7 +86,7 @@ def promotion_plan(result: CompareResult) -> list[PlanStep]:
         else:
             continue
         obj = source_objects[item.source_external_id or ""]
-        blocked = _blocking(obj, source, target, known, target_keys, source_objects)
+        blocked = _blocking(obj, source, known, target_keys, source_ids)
         steps.append(PlanStep(
             Action.BLOCKED if blocked else intended, item.policy_type, item.display_name,
             item.source_external_id, item.target_external_id, item.changes, tuple(blocked),

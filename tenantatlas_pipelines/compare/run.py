@@ -6,6 +6,7 @@ succeeded snapshot of the selection; a tenant without one is SNAPSHOT_NOT_FOUND,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import psycopg
@@ -19,6 +20,7 @@ from ..store.snapshot_references import references_of_snapshot
 from ..store.snapshot_runs import get_snapshot, latest_succeeded_snapshot
 from ..store.tenants import Tenant, get_tenant
 from .alignment import Alignment, alignment_of
+from .canonical import identity_rewriter, initial_domain, object_label
 from .engine import CompareResult, Side, SideObject, compare_sides
 from .model import PlanStep
 
@@ -48,16 +50,22 @@ def pick_snapshot(conn: psycopg.Connection, tenant: Tenant, selection: Selection
 
 def load_side(conn: psycopg.Connection, tenant: Tenant, snapshot_id: int,
               domains: tuple[str, ...] = ()) -> Side:
-    """One tenant's snapshot as a compare side: stored normal forms (ids, no names) and references."""
+    """One tenant's snapshot as a compare side: normal forms with the tenant's id, its domains
+    (`<key>.onmicrosoft.com` and `domains`) and the ids of its other objects rewritten as they are
+    read (compare/canonical.py), and the snapshot's references."""
     scope = tenant_scope(conn, tenant.tenant_id)
     run = get_snapshot(scope, snapshot_id)
+    # The JSON texts first (parsed once, after rewriting): the labels need every object's name.
+    listed = objects_of_snapshot(scope, snapshot_id, names=False, parse=str)
+    labels = {o.external_id: object_label(o.policy_type, o.display_name) for o in listed}
+    rewrite = identity_rewriter(tenant.tenant_id, (initial_domain(tenant.key), *domains), labels)
     objects = [
-        SideObject(o.policy_type, o.external_id, o.display_name, o.content or {})
-        for o in objects_of_snapshot(scope, snapshot_id, names=False)
+        SideObject(o.policy_type, o.external_id, o.display_name, json.loads(rewrite(str(o.content))))
+        for o in listed
     ]
     refs = references_of_snapshot(scope, snapshot_id)
     conn.commit()
-    return Side(tenant.key, tenant.tenant_id, snapshot_id, objects, refs, domains, run.status)
+    return Side(tenant.key, tenant.tenant_id, snapshot_id, objects, refs, run.status)
 
 
 @dataclass(frozen=True)
