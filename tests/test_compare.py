@@ -30,7 +30,8 @@ from tenantatlas_pipelines.store.selections import Selection, add_selection
 from tenantatlas_pipelines.store.tenants import add_tenant
 from tests.support import TENANT_A, TENANT_B
 
-TYPES = ["deviceConfiguration", "appConfigurationPolicy", "mobileApp", "conditionalAccessPolicy"]
+TYPES = ["deviceConfiguration", "appConfigurationPolicy", "mobileApp", "conditionalAccessPolicy",
+         "assignmentFilter"]
 
 
 class Tenant:
@@ -78,6 +79,9 @@ def baseline(t: Tenant, *, ssid: str = "corp", filter_mode: str = "include") -> 
             "settings": [{"appConfigKey": "AllowedTenantIds", "appConfigKeyValue": t.tenant_id},
                          {"appConfigKey": "Domain", "appConfigKeyValue": f"{t.key}.onmicrosoft.com"}],
         }),
+        SyntheticObject("assignmentFilter", t.id("filter Win11"), {  # an object and a reference
+            "displayName": "Win11", "platform": "windows10AndLater", "roleScopeTags": ["0"],
+        }),
         SyntheticObject("conditionalAccessPolicy", t.id("ca"), {
             "displayName": "Require MFA", "state": "enabled",
             "conditions": {"users": {"includeUsers": ["All"], "excludeGroups": [t.id("group Break glass")]}},
@@ -114,7 +118,7 @@ def test_one_baseline_with_different_ids_compares_identical(conn, snap: Snap) ->
     result = compare_tenants(conn, CompareRequest("gold", "branch", "cmp"))
     assert [(i.display_name, i.match, i.changes) for i in result.items
             if i.match is not Match.IDENTICAL] == []
-    assert len(result.items) == 4
+    assert len(result.items) == 5
     item = by_name(result)["Corp Wi-Fi"]
     assert (item.source_external_id, item.target_external_id) == (GOLD.id("wifi"), BRANCH.id("wifi"))
 
@@ -161,7 +165,7 @@ def test_each_mismatch_kind_with_its_path(conn, snap: Snap) -> None:
     assert items["Kiosk"].match is Match.ONLY_IN_TARGET
     assert items["Kiosk"].source_external_ids == ()
     assert items["Require MFA"].match is Match.IDENTICAL
-    assert result.counts() == {"identical": 2, "different": 2, "only_in_source": 1, "only_in_target": 1,
+    assert result.counts() == {"identical": 3, "different": 2, "only_in_source": 1, "only_in_target": 1,
                                "ambiguous": 0}
 
 
@@ -200,7 +204,8 @@ def test_plan_creates_updates_and_blocks_on_a_group_the_target_lacks(conn, snap:
         SyntheticObject("deviceConfiguration", GOLD.id("fin"), {"displayName": "Finance laptops"},
                         assignments=[group_assignment(GOLD.id("group Finance"))]),
         SyntheticObject("deviceConfiguration", GOLD.id("sales2"), {"displayName": "Sales tablets"},
-                        assignments=[group_assignment(GOLD.id("group Sales"))]),
+                        assignments=[group_assignment(GOLD.id("group Sales"),
+                                                      filter_id=GOLD.id("filter Win11"))]),
         SyntheticObject("deviceConfiguration", GOLD.id("dangling"), {"displayName": "Old pilot"},
                         assignments=[group_assignment(GOLD.id("group removed"))]),
     ]

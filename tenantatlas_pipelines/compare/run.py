@@ -55,15 +55,18 @@ def load_side(conn: psycopg.Connection, tenant: Tenant, snapshot_id: int,
     read (compare/canonical.py), and the snapshot's references."""
     scope = tenant_scope(conn, tenant.tenant_id)
     run = get_snapshot(scope, snapshot_id)
-    # The JSON texts first (parsed once, after rewriting): the labels need every object's name.
+    refs = references_of_snapshot(scope, snapshot_id)
+    # The JSON texts first (parsed once, after rewriting): the labels need every object's name. Ids that
+    # are references (an assignment filter is also an object) stay for the reference canonicaliser.
     listed = objects_of_snapshot(scope, snapshot_id, names=False, parse=str)
-    labels = {o.external_id: object_label(o.policy_type, o.display_name) for o in listed}
+    referenced = {r.ref_id for r in refs}
+    labels = {o.external_id: object_label(o.policy_type, o.display_name) for o in listed
+              if o.external_id not in referenced}
     rewrite = identity_rewriter(tenant.tenant_id, (initial_domain(tenant.key), *domains), labels)
     objects = [
         SideObject(o.policy_type, o.external_id, o.display_name, json.loads(rewrite(str(o.content))))
         for o in listed
     ]
-    refs = references_of_snapshot(scope, snapshot_id)
     conn.commit()
     return Side(tenant.key, tenant.tenant_id, snapshot_id, objects, refs, run.status)
 
