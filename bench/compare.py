@@ -108,9 +108,13 @@ def run(args: argparse.Namespace) -> None:
                 conn.commit()
             return total
 
-        read_s, read_n = best_of(3, read_both)
         request = CompareRequest("source", "target", SELECTION)
-        compare_s, result = best_of(3, lambda: compare_tenants(conn, request))
+        read_s = compare_s = float("inf")
+        for _ in range(5):  # alternated, best of each: the machine's load changes between runs
+            took, read_n = best_of(1, read_both)
+            read_s = min(read_s, took)
+            took, result = best_of(1, lambda: compare_tenants(conn, request))
+            compare_s = min(compare_s, took)
         counts = result.counts()
         print(f"read both snapshots' content: {read_n} objects in {read_s:.3f}s; compare: {compare_s:.3f}s "
               f"({', '.join(f'{v} {k}' for k, v in counts.items())})")
@@ -120,6 +124,8 @@ def run(args: argparse.Namespace) -> None:
                              "identical: the benchmark measured a wrong compare")
         target("compare_vs_read", compare_s / read_s, "<=", 2)
 
+        if not args.fleet_tenants:
+            return
         # 2. fleet alignment
         golden_id = tenant_guid(100)
         golden_objects, golden_refs = objects_and_refs(golden_id, args.fleet_objects)
