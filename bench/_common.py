@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -35,3 +39,21 @@ def peak_rss_mb() -> float:
 
 def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def with_temp_home(prefix: str, run: Callable[[], None]) -> None:
+    """Run a benchmark in a temporary TENANTATLAS_HOME (its embedded PostgreSQL stopped and the folder
+    removed at the end) unless TENANTATLAS_DATABASE_URL or TENANTATLAS_HOME says where to work: a
+    benchmark never touches the user's ./.tenantatlas."""
+    if os.environ.get("TENANTATLAS_DATABASE_URL") or os.environ.get("TENANTATLAS_HOME"):
+        run()
+        return
+    home = tempfile.mkdtemp(prefix=prefix)
+    os.environ["TENANTATLAS_HOME"] = home
+    try:
+        run()
+    finally:
+        from tenantatlas_pipelines.db.embedded import stop_server
+
+        stop_server(Path(home))
+        shutil.rmtree(home, ignore_errors=True)

@@ -18,11 +18,8 @@ TENANTATLAS_DATABASE_URL or TENANTATLAS_HOME is set; the benchmark database is i
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 SELECTION = "bench_compare"
@@ -159,17 +156,9 @@ def main() -> None:
     parser.add_argument("--fleet-tenants", type=int, default=1000)
     parser.add_argument("--fleet-objects", type=int, default=500)
     args = parser.parse_args()
-    home = None
-    if not os.environ.get("TENANTATLAS_DATABASE_URL") and not os.environ.get("TENANTATLAS_HOME"):
-        home = tempfile.mkdtemp(prefix="ta-bench-compare-")
-        os.environ["TENANTATLAS_HOME"] = home
-    try:
-        run(args)
-    finally:
-        if home:
-            from tenantatlas_pipelines.db.embedded import stop_server
+    from bench._common import with_temp_home
 
-            stop_server(Path(home))
+    with_temp_home("ta-bench-compare-", lambda: run(args))
 
 
 if __name__ == "__main__":
