@@ -356,3 +356,14 @@ def test_sensor_requests_the_tenant_or_the_whole_fleet() -> None:
     assert alignment_requests("gold", "cmp", golden, fleet) == ["branch", "gold", "third"]
     assert alignment_requests("branch", "all", golden, fleet) == []
     assert alignment_requests("branch", "cmp", None, fleet) == []
+
+
+def test_golden_configuration_from_env_and_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TENANTATLAS_GOLDEN_TENANT", raising=False)
+    monkeypatch.delenv("TENANTATLAS_GOLDEN_SELECTION", raising=False)
+    assert FleetGolden().config() is None
+    monkeypatch.setenv("TENANTATLAS_GOLDEN_TENANT", "gold")
+    assert FleetGolden().config() == GoldenConfig("gold", "all")
+    monkeypatch.setenv("TENANTATLAS_GOLDEN_SELECTION", "cmp")
+    assert FleetGolden().config() == GoldenConfig("gold", "cmp")
+    assert FleetGolden(golden_tenant="other", selection="apps").config() == GoldenConfig("other", "apps")
