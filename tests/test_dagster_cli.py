@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from dagster import DagsterInstance
 
 from tenantatlas_pipelines.cli import cli
+from tenantatlas_pipelines.compare.demo import COMPARE_DEMO_TENANTS
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.defs.instance import STORAGE_URL_ENV, sqlalchemy_storage_url
 from tenantatlas_pipelines.emulator import Emulator, small_tenants
@@ -191,4 +192,5 @@ def test_dev_writes_instance_config_and_starts_dagster_dev(
     assert launched["emulator_status"] < 500
     with db.connect() as conn:  # the demo tenants are registered for the sensor to pick up
         keys = {t.key for t in list_tenants(conn)}
-    assert keys == {t.key for t in small_tenants(0.02)}
+    # the demo tenants and the compare pair (golden tenant litware and its branch, docs/compare.md)
+    assert keys == {t.key for t in small_tenants(0.02)} | {t.key for t in COMPARE_DEMO_TENANTS}
