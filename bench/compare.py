@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> None:
               f"{time.perf_counter() - started:.0f}s")
         started = time.perf_counter()
         golden, sel = load_golden(conn, GoldenConfig("golden", SELECTION))
-        scores = [align_tenant(conn, golden, sel, key).score for key in keys]
+        scores = [align_tenant(conn, golden, sel, key)[0].score for key in keys]
         took = time.perf_counter() - started
         per_s = len(keys) * args.fleet_objects / took
         print(f"fleet alignment: {len(keys)} tenants x {args.fleet_objects} objects against one golden "

@@ -304,13 +304,13 @@ def _materialize(instance: DagsterInstance, db: Database, tenant: str, golden: s
 def test_fleet_alignment_scores_a_tenant_built_to_be_75_percent_aligned(
     db: Database, conn, snap: Snap, instance: DagsterInstance
 ) -> None:
-    snap(GOLD, _eight(GOLD))
+    golden_snapshot = snap(GOLD, _eight(GOLD))
     branch = _eight(BRANCH)
     branch[3] = SyntheticObject("deviceConfiguration", BRANCH.id("p3"), {"displayName": "Policy 3", "v": 2},
                                 assignments=[group_assignment(BRANCH.id("group Sales"))])
     del branch[7]  # only in the golden tenant
     branch.append(SyntheticObject("deviceConfiguration", BRANCH.id("extra"), {"displayName": "Local extra"}))
-    snap(BRANCH, branch)
+    branch_snapshot = snap(BRANCH, branch)
     for _ in range(2):  # a second run replaces the tenant's rows, it does not add to them
         result = _materialize(instance, db, "branch")
         assert result.success
@@ -319,6 +319,7 @@ def test_fleet_alignment_scores_a_tenant_built_to_be_75_percent_aligned(
     assert (meta["identical"].value, meta["different"].value, meta["only_in_golden"].value,
             meta["only_in_tenant"].value) == (6, 1, 1, 1)
     assert "Policy 3" in meta["deviations"].value
+    assert (meta["snapshot_id"].value, meta["golden_snapshot_id"].value) == (branch_snapshot, golden_snapshot)
     row = get_alignment(tenant_scope(conn, BRANCH.tenant_id))
     assert row is not None and row.score == 0.75 and row.golden_objects == 8
     assert row.golden_tenant_id == GOLD.tenant_id and row.dagster_run_id == result.run_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -91,9 +92,11 @@ def compare_tenants(conn: psycopg.Connection, request: CompareRequest) -> Compar
     return compare_sides(sides[0], sides[1])
 
 
-def compare_document(result: CompareResult, selection: str, plan: list[PlanStep] | None) -> dict:
+def compare_document(
+    result: CompareResult, selection: str, plan: list[PlanStep] | None
+) -> dict[str, Any]:
     """The JSON object `tenantatlas compare --json` prints (field names are a contract)."""
-    doc: dict = {
+    doc: dict[str, Any] = {
         "selection": selection,
         "source": result.source.summary(),
         "target": result.target.summary(),
@@ -148,9 +151,9 @@ def load_golden(conn: psycopg.Connection, config: GoldenConfig) -> tuple[Side, S
 def align_tenant(
     conn: psycopg.Connection, golden: Side, selection: Selection, tenant_key: str, *,
     dagster_run_id: str | None = None,
-) -> Alignment:
+) -> tuple[Alignment, AlignmentRecord]:
     """Compare one tenant's latest succeeded snapshot with the golden side and store the result
-    (replacing the tenant's previous alignment in one transaction)."""
+    (replacing the tenant's previous alignment in one transaction); returns it with what was compared."""
     tenant = get_tenant(conn, tenant_key)
     side = load_side(conn, tenant, pick_snapshot(conn, tenant, selection))
     alignment = alignment_of(compare_sides(golden, side))
@@ -158,4 +161,4 @@ def align_tenant(
                              int(side.snapshot_id or 0), int(golden.snapshot_id or 0))
     replace_alignment(tenant_scope(conn, tenant.tenant_id), record, alignment,
                       dagster_run_id=dagster_run_id)
-    return alignment
+    return alignment, record

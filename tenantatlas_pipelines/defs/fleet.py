@@ -86,12 +86,12 @@ def fleet_alignment(
         config = require_golden(fleet_golden.config())
         with inventory_db.get_database().connect() as conn:
             golden, selection = load_golden(conn, config)
-            alignment = align_tenant(conn, golden, selection, tenant, dagster_run_id=context.run_id)
+            alignment, record = align_tenant(conn, golden, selection, tenant, dagster_run_id=context.run_id)
     except TenantAtlasError as exc:
         raise Failure(description=f"alignment of {tenant} failed: [{exc.code}] {exc.message}",
                       metadata={"error_codes": str(exc.code)}) from None
-    meta = alignment_metadata(alignment, golden_tenant=golden.tenant_key, snapshot_id=None,
-                              golden_snapshot_id=golden.snapshot_id)
+    meta = alignment_metadata(alignment, golden_tenant=golden.tenant_key, snapshot_id=record.snapshot_id,
+                              golden_snapshot_id=record.golden_snapshot_id)
     table = str(meta.pop("deviations"))
     out = _metadata(meta)
     out["deviations"] = MetadataValue.md(table)
