@@ -11,6 +11,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+# Loaded now, with the test process's environment: `demo` below would otherwise be the first to load it,
+# under this test's TENANTATLAS_HOME, and its resources would keep reading that variable in later tests.
+import tenantatlas_pipelines.definitions  # noqa: F401
 from tenantatlas_pipelines.cli import cli
 from tenantatlas_pipelines.compare import Match
 from tenantatlas_pipelines.compare.demo import (
