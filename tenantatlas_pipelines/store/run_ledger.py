@@ -49,8 +49,10 @@ RUN_COLUMNS = (
 
 @dataclass(frozen=True)
 class RunLedger(Generic[RunT, TypeT]):
-    """One run kind's ledger tables. `run_row(**columns, types=...)` and `type_row(**columns)` build the
-    kind's own frozen dataclasses from RUN_COLUMNS/the type columns plus `counters`."""
+    """One run kind's ledger tables and the kind's own frozen dataclasses for reading them back:
+    `run_row` is called with the RUN_COLUMNS, one keyword per counter and `types=` (a tuple of type
+    rows); `type_row` with policy_type, status, error_code, error_message, one keyword per counter and
+    pages (see store/sync_runs.py: SyncRun, TypeOutcome)."""
 
     kind: str  # 'sync', 'snapshot': used in messages ("sync run 12 ...")
     runs_table: str
