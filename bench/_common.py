@@ -15,7 +15,7 @@ import os
 import resource
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,16 +82,24 @@ def env_int(name: str, default: int) -> int:
 
 @contextmanager
 def temporary_home(prefix: str) -> Iterator[None]:
-    """A temporary TENANTATLAS_HOME, its embedded PostgreSQL stopped at the end, unless a database URL
-    or a home is configured: a benchmark never touches the user's ./.tenantatlas."""
-    home = None
-    if not os.environ.get("TENANTATLAS_DATABASE_URL") and not os.environ.get("TENANTATLAS_HOME"):
-        home = tempfile.mkdtemp(prefix=prefix)
-        os.environ["TENANTATLAS_HOME"] = home
+    """A temporary TENANTATLAS_HOME (its embedded PostgreSQL stopped and the folder removed at the end)
+    unless TENANTATLAS_DATABASE_URL or TENANTATLAS_HOME says where to work: a benchmark never touches
+    the user's ./.tenantatlas."""
+    if os.environ.get("TENANTATLAS_DATABASE_URL") or os.environ.get("TENANTATLAS_HOME"):
+        yield
+        return
+    home = tempfile.mkdtemp(prefix=prefix)
+    os.environ["TENANTATLAS_HOME"] = home
     try:
         yield
     finally:
-        if home:
-            from tenantatlas_pipelines.db.embedded import stop_server
+        from tenantatlas_pipelines.db.embedded import stop_server
 
-            stop_server(Path(home))
+        stop_server(Path(home))
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def with_temp_home(prefix: str, run: Callable[[], None]) -> None:
+    """`run()` inside temporary_home(prefix)."""
+    with temporary_home(prefix):
+        run()

@@ -245,6 +245,7 @@ def _register_optional() -> None:
         ("cli_dagster", ("demo", "dev", "sync", "missing")),
         ("cli_snapshots", ("snapshot", "snapshots", "show")),
         ("cli_deps", ("deps",)),
+        ("cli_compare", ("compare",)),
     ):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=list(names))

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from tenantatlas_pipelines.cli import cli
+from tenantatlas_pipelines.compare.demo import COMPARE_DEMO_TENANTS
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.defs.instance import STORAGE_URL_ENV, sqlalchemy_storage_url
 from tenantatlas_pipelines.emulator import Emulator, small_tenants
@@ -153,7 +154,7 @@ def test_sync_refuses_unknown_tenant_before_any_run(db: Database) -> None:
 
 
 def test_demo_syncs_every_partition_and_prints_a_summary(db: Database, tmp_path: Path) -> None:
-    result = invoke("demo", "--scale", "0.02", "--selection", "compliance", "--json")
+    result = invoke("demo", "--scale", "0.02", "--selection", "compliance", "--no-compare", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     first = [r for r in rows if r["round"] == 1]
@@ -228,4 +229,5 @@ def test_dev_writes_instance_config_and_starts_the_dev_stack(
     assert launched["emulator_status"] < 500
     with db.connect() as conn:  # the demo tenants are registered for the sensor to pick up
         keys = {t.key for t in list_tenants(conn)}
-    assert keys == {t.key for t in small_tenants(0.02)}
+    # the demo tenants and the compare pair (golden tenant litware and its branch, docs/compare.md)
+    assert keys == {t.key for t in small_tenants(0.02)} | {t.key for t in COMPARE_DEMO_TENANTS}
