@@ -217,6 +217,7 @@ def _register_optional() -> None:
     for module, names in (
         ("cli_emulator", ("emulator",)),
         ("cli_dagster", ("demo", "dev", "sync", "missing")),
+        ("cli_ui", ("ui",)),
     ):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=list(names))
