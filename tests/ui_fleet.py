@@ -14,11 +14,17 @@ stale tenant. The stories:
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenantatlas_pipelines.db import Database
+import psycopg
+from psycopg import sql
+
+from tenantatlas_pipelines.db import Database, ensure_database, with_database
 from tenantatlas_pipelines.defs.reporting import publish_missing
 from tenantatlas_pipelines.errors import ErrorCode
 from tenantatlas_pipelines.policy_types import REGISTRY
@@ -162,3 +168,28 @@ def build_fleet(db: Database, *, runs: int = 6, big: int = 300, scale: int = 1) 
     for key in ("contoso", "fabrikam", "northwind", "tailspin", "hostile"):
         publish_missing(db, key, "all", dagster_run_id=None, now=datetime.now(UTC))
     return facts
+
+
+@contextmanager
+def fleet_database(
+    server_url: str, purpose: str, **options: Any
+) -> Iterator[tuple[Database, dict[str, Any]]]:
+    """A database of its own (so other tests' truncation never touches it) holding the fleet; dropped
+    afterwards."""
+    name = f"tenantatlas_test_{purpose}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+    admin = with_database(server_url, "postgres")
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    drop()
+    ensure_database(server_url, name)
+    db = Database(with_database(server_url, name))
+    try:
+        db.migrate()
+        facts = build_fleet(db, **options)
+        yield db, facts
+    finally:
+        db.close_idle()
+        drop()

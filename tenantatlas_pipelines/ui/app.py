@@ -47,6 +47,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 class Settings:
     stale_after: timedelta = DEFAULT_STALE_AFTER
     page_size: int = PAGE_SIZE
+    runs_page_size: int = RUNS_PAGE_SIZE
 
 
 def url(path: str, **params: Any) -> str:
@@ -234,8 +235,8 @@ class UI:
                     writer.writerow(
                         (
                             tenant.key, r.policy_type, csv_safe(r.external_id),
-                            csv_safe(r.display_name or ""), r.state, r.first_seen_at.isoformat(), r.last_seen_at.isoformat(),
-                            r.last_changed_at.isoformat(),
+                            csv_safe(r.display_name or ""), r.state, r.first_seen_at.isoformat(),
+                            r.last_seen_at.isoformat(), r.last_changed_at.isoformat(),
                         )
                     )  # fmt: skip
                     if n % 500 == 0:
@@ -277,7 +278,9 @@ class UI:
                 else ("all" if "all" in selections else next(iter(selections), None))
             )
             history = queries.run_history(conn, tenant.tenant_id, selection) if selection else []
-            page = queries.runs_page(conn, tenant_id=tenant.tenant_id, size=RUNS_PAGE_SIZE, before_id=before)
+            page = queries.runs_page(
+                conn, tenant_id=tenant.tenant_id, size=self.settings.runs_page_size, before_id=before
+            )
         path = f"/tenants/{quote(tenant.key)}/runs"
         return self.render(
             request,
@@ -299,7 +302,7 @@ class UI:
         before = _int_param(request, "before")
         with self.reader.session() as conn:
             page = queries.runs_page(
-                conn, tenant_id=None, status=status, size=RUNS_PAGE_SIZE, before_id=before
+                conn, tenant_id=None, status=status, size=self.settings.runs_page_size, before_id=before
             )
         return self.render(
             request,

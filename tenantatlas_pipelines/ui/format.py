@@ -61,7 +61,7 @@ _SHORT_CODES = {
     "graph_forbidden": "403",
     "graph_not_found": "404",
     "graph_bad_request": "400",
-    "graph_tenant_not_licensed": "no licence",
+    "graph_tenant_not_licensed": "no lic.",
     "graph_throttled": "429",
     "graph_server_error": "5xx",
     "graph_invalid_response": "bad page",

@@ -441,7 +441,7 @@ def missing_page(
         ("confidence", confidence),
     ):
         if value:
-            where.append(sql.SQL("m.{} = %({})s").format(sql.Identifier(column), sql.Identifier(column)))
+            where.append(sql.SQL("m.{} = {}").format(sql.Identifier(column), sql.Placeholder(column)))
             params[column] = value
     if cursor is not None:
         op = "<" if backwards else ">"
