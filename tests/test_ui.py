@@ -457,7 +457,9 @@ def test_reader_sessions_are_the_analyst_role_and_read_only(reader: AnalystReade
 
 
 # SQL keywords are written in capitals in this code base (a docstring may say "copy" in lower case).
-_WRITE = re.compile(r"\b(INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|TRUNCATE|CREATE|DROP|ALTER|GRANT|COPY)\b")
+_WRITE = re.compile(
+    r"\b(INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|TRUNCATE|CREATE|DROP|ALTER|GRANT|COPY|MERGE\s+INTO)\b"
+)
 
 
 def test_the_ui_package_contains_no_write_statement() -> None:
