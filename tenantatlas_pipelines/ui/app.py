@@ -34,6 +34,7 @@ from .security import SecurityMiddleware, allowed_hosts
 HERE = Path(__file__).parent
 PAGE_SIZE = 25
 RUNS_PAGE_SIZE = 30
+PORTFOLIO_PAGE_SIZE = 100  # tenants per portfolio page (sorted and counted over all of them)
 DEFAULT_STALE_AFTER = timedelta(hours=48)
 CSV_COLUMNS = (
     "tenant_key", "policy_type", "external_id", "display_name", "state",
@@ -48,6 +49,7 @@ class Settings:
     stale_after: timedelta = DEFAULT_STALE_AFTER
     page_size: int = PAGE_SIZE
     runs_page_size: int = RUNS_PAGE_SIZE
+    portfolio_page_size: int = PORTFOLIO_PAGE_SIZE
 
 
 def url(path: str, **params: Any) -> str:
@@ -155,10 +157,21 @@ class UI:
         }
         search, problems = q.get("q", ""), q.get("problems") == "1"
         rows = portfolio.sort_rows(portfolio.filter_rows(rows, search, problems), sort, descending)
+        size = self.settings.portfolio_page_size
+        pages = max(1, -(-len(rows) // size))
+        number = min(self._page_number(request), pages)
+        base = {"q": search, "problems": "1" if problems else "", "sort": sort, "order": q.get("order", "")}
         return self.render(
             request,
             "portfolio.html",
-            rows=rows,
+            rows=rows[(number - 1) * size : number * size],
+            matching=len(rows),
+            offset=(number - 1) * size,
+            number=number,
+            pages=pages,
+            first_url=url("/", **base) if number > 1 else None,
+            prev_url=url("/", **base, p=number - 1) if number > 1 else None,
+            next_url=url("/", **base, p=number + 1) if number < pages else None,
             types=types,
             totals=totals,
             sort=sort,

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .format import age, count, short_code, timestamp
 from .queries import CoverageCell, LastRun, TenantInfo
 
 # Worst first: the order a tenant's cells are ranked in when sorting by one policy type.
@@ -42,6 +43,30 @@ class CellView:
     cell: CoverageCell
     state: str
     age: timedelta | None
+
+    @property
+    def label(self) -> str:
+        """What the cell says: the error for a failing type, else the objects of the last good read."""
+        if self.state == "failing":
+            return short_code(self.cell.last_error_code)
+        return "·" if self.cell.items is None else count(self.cell.items)
+
+    @property
+    def title(self) -> str:
+        """The tooltip: everything the cell stands for, in a sentence (escaped by the template)."""
+        c = self.cell
+        if c.last_good_at is None:
+            text = f"{c.policy_type}: never read successfully"
+        else:
+            text = (
+                f"{c.policy_type}: last good read {timestamp(c.last_good_at)} UTC ({age(self.age)} ago), "
+                f"{c.items} objects"
+            )
+        if c.last_status:
+            text += f"; latest attempt {c.last_status}" + (
+                f" ({c.last_error_code})" if c.last_error_code else ""
+            )
+        return text + f"; missing {c.missing_high} high / {c.missing_low} low"
 
 
 @dataclass
