@@ -389,6 +389,10 @@ def demo(
             "could not read everything, so nothing is concluded (see `tenantatlas missing`)."
         )
     click.echo(f"Dagster instance: {st.dagster_home}  (browse it with `tenantatlas dev`)")
+    click.echo(
+        "Inventory UI: `tenantatlas ui` (./run ui), then open http://127.0.0.1:8080/ "
+        "(`tenantatlas dev` starts it next to Dagster)"
+    )
 
 
 def _run_partitions(
@@ -439,13 +443,16 @@ def _simulate_drift(emu: Any, db: Database, refs: Sequence[PartitionRef]) -> tup
 @click.option(
     "--scale", type=float, default=1.0, show_default=True, help="Emulator object counts (see demo)."
 )
+@click.option("--ui-port", default=8080, show_default=True, type=int, help="Port of the inventory UI.")
 @handle_errors
-def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
-    """Set up like `demo`, then run `dagster dev` (webserver + daemon) on PostgreSQL storage.
+def dev(emulator: bool | None, host: str, port: int, scale: float, ui_port: int) -> None:
+    """Set up like `demo`, then run `dagster dev` (webserver + daemon) on PostgreSQL storage, and the
+    inventory UI (`tenantatlas ui`) next to it.
 
     The tenant registry sensor turns registered tenants into partitions and syncs new ones; the
-    schedule keeps them fresh. Stop with Ctrl-C (the emulator stops with it).
+    schedule keeps them fresh. Stop with Ctrl-C (the emulator and the UI stop with it).
     """
+    from .cli_ui import ui_command
     with stack(emulator=_want_emulator(emulator), scale=scale) as st:
         from .config import PROJECT_ROOT
 
@@ -453,9 +460,11 @@ def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
         target = ["-w", str(workspace)] if workspace.exists() else ["-m", "tenantatlas_pipelines.definitions"]
         cmd = [sys.executable, "-m", "dagster", "dev", *target, "--host", host, "--port", str(port)]
         click.echo(
-            f"DAGSTER_HOME={st.dagster_home}\nstarting: {' '.join(cmd[2:])}\nUI: http://{host}:{port}",
+            f"DAGSTER_HOME={st.dagster_home}\nstarting: {' '.join(cmd[2:])}\n"
+            f"Dagster UI:   http://{host}:{port}\nInventory UI: http://{host}:{ui_port}",
             err=True,
         )
+        ui_proc = subprocess.Popen(ui_command(host, ui_port), env=os.environ.copy())
         proc = subprocess.Popen(cmd, env=os.environ.copy())
         # SIGTERM (a service manager stopping us) ends `dagster dev` the same graceful way as Ctrl-C.
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -470,6 +479,11 @@ def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
                 code = proc.wait()
         finally:
             signal.signal(signal.SIGTERM, previous)
+            ui_proc.terminate()
+            try:
+                ui_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                ui_proc.kill()
     sys.exit(code)
 
 

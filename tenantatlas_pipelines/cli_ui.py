@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from datetime import timedelta
 
@@ -55,7 +54,6 @@ def ui(host: str, port: int) -> None:
     reader.close()
 
 
-def start_ui_process(host: str, port: int) -> subprocess.Popen[bytes]:
-    """`tenantatlas ui` as a child process with this environment (for `tenantatlas dev`)."""
-    cmd = [sys.executable, "-m", "tenantatlas_pipelines", "ui", "--host", host, "--port", str(port)]
-    return subprocess.Popen(cmd, env=os.environ.copy())
+def ui_command(host: str, port: int) -> list[str]:
+    """`tenantatlas ui` as a child process of this interpreter (what `tenantatlas dev` starts)."""
+    return [sys.executable, "-m", "tenantatlas_pipelines", "ui", "--host", host, "--port", str(port)]

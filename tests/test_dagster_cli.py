@@ -160,10 +160,15 @@ def test_dev_writes_instance_config_and_starts_dagster_dev(
     import tenantatlas_pipelines.cli_dagster as cli_dagster
 
     launched: dict[str, Any] = {}
+    commands: list[list[str]] = []
 
     class FakeProcess:
         def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
             launched.update(cmd=cmd, env=env)
+            commands.append(cmd)
+
+        def terminate(self) -> None:
+            launched["terminated"] = launched.get("terminated", 0) + 1
 
         def wait(self, timeout: float | None = None) -> int:
             # While `dagster dev` would run, the emulator answers at the configured URL.
@@ -179,6 +184,12 @@ def test_dev_writes_instance_config_and_starts_dagster_dev(
     monkeypatch.setattr(cli_dagster.subprocess, "Popen", FakeProcess)
     result = invoke("dev", "--port", "3999", "--scale", "0.02")
     assert result.exit_code == 0, result.output
+    # The inventory UI starts next to Dagster, both addresses are printed, and the UI is stopped after.
+    ui_cmd = commands[0]
+    assert ui_cmd[1:4] == ["-m", "tenantatlas_pipelines", "ui"] and ui_cmd[-2:] == ["--port", "8080"]
+    assert "Dagster UI:   http://127.0.0.1:3999" in result.output
+    assert "Inventory UI: http://127.0.0.1:8080" in result.output
+    assert launched["terminated"] == 1
     cmd, env = launched["cmd"], launched["env"]
     assert cmd[1:4] == ["-m", "dagster", "dev"] and cmd[-2:] == ["--port", "3999"]
     assert env["DAGSTER_HOME"] == str(tmp_path / "dagster")
