@@ -217,6 +217,7 @@ def _register_optional() -> None:
     for module, names in (
         ("cli_emulator", ("emulator",)),
         ("cli_dagster", ("demo", "dev", "sync", "missing")),
+        ("cli_snapshots", ("snapshot", "snapshots", "show")),
         ("cli_ui", ("ui",)),
     ):
         try:

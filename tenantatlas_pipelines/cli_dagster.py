@@ -316,6 +316,12 @@ _emulator_option = click.option(
     help="With the emulator: then remove two objects in one tenant, revoke a permission in another, "
     "and sync those partitions again, so missing items show with high and low confidence.",
 )
+@click.option(
+    "--snapshots/--no-snapshots",
+    default=True,
+    show_default=True,
+    help="After the first sync round, take one snapshot (full content) of every tenant.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON instead of a table.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up).")
 @handle_errors
@@ -325,6 +331,7 @@ def demo(
     selections: tuple[str, ...],
     scale: float,
     drift: bool,
+    snapshots: bool,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -345,8 +352,13 @@ def demo(
             )
         level = "INFO" if verbose else "CRITICAL"
         rounds: list[tuple[str, list[PartitionOutcome]]] = []
+        snapshot_rows: list[dict[str, Any]] = []
         with open_instance() as instance:
             rounds.append(("", _run_partitions(instance, st.db, refs, level)))
+            if snapshots:
+                from .cli_snapshots import snapshot_round
+
+                snapshot_rows = snapshot_round(instance, st.db, refs, level)
             if drift and st.emulator is not None:
                 story, again = _simulate_drift(st.emulator, st.db, refs)
                 if again:
@@ -367,7 +379,9 @@ def demo(
                     }
                     for n, (_, outcomes) in enumerate(rounds, 1)
                     for o in outcomes
-                ],
+                ]
+                + [{**s, "round": "snapshots", "tenant": s["tenant_key"], "selection": s["selection_name"]}
+                   for s in snapshot_rows],
                 default=str,
                 indent=2,
             )
@@ -383,6 +397,10 @@ def demo(
         click.echo(
             f"\n{len(outcomes)} partitions: " + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
         )
+        if n == 1 and snapshot_rows:
+            from .cli_snapshots import print_snapshot_round
+
+            print_snapshot_round(snapshot_rows)
     if len(rounds) > 1:
         click.echo(
             "missing_high: gone from a run that read everything; missing_low: not seen, but the run "

@@ -19,12 +19,13 @@ from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
 from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_registry_sensor
+from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items],
+    assets=[inventory_sync, missing_items, policy_snapshots],
     asset_checks=ALL_CHECKS,
-    jobs=[sync_job],
-    schedules=[inventory_sync_schedule],
+    jobs=[sync_job, snapshot_job],
+    schedules=[inventory_sync_schedule, policy_snapshots_schedule],
     sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor],
     resources=resources_from_env(),
     # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double

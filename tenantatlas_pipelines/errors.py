@@ -35,6 +35,11 @@ class ErrorCode(StrEnum):
     # run control
     LOCK_HELD = "lock_held"
     RUN_ABANDONED = "run_abandoned"
+    LOCK_LOST = "lock_lost"
+    RUN_CANCELLED = "run_cancelled"
+    # snapshots
+    SNAPSHOT_NOT_FOUND = "snapshot_not_found"
+    OBJECT_NOT_IN_SNAPSHOT = "object_not_in_snapshot"
     # selection and tenant input
     INVALID_SELECTION = "invalid_selection"
     UNKNOWN_POLICY_TYPE = "unknown_policy_type"

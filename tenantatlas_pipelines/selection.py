@@ -7,11 +7,10 @@ lineage of runs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from .canonical import canonical_dumps, canonical_sha256
 from .errors import ErrorCode, TenantAtlasError
 from .policy_types import REGISTRY
 
@@ -23,7 +22,7 @@ def _canonical_value(value: Any) -> Any:
         return {str(k): _canonical_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         items = [_canonical_value(v) for v in value]
-        unique = {json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False): v for v in items}
+        unique = {canonical_dumps(v): v for v in items}
         return [unique[k] for k in sorted(unique)]
     return value
 
@@ -56,12 +55,12 @@ def validate_selection(payload: Any) -> dict[str, Any]:
 
 def canonical_json(payload: Any) -> str:
     """The canonical text of a valid selection (validation included)."""
-    return json.dumps(validate_selection(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_dumps(validate_selection(payload))
 
 
 def selection_hash(payload: Any) -> str:
     """sha256 hex of the canonical JSON, UTF-8 encoded."""
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return canonical_sha256(validate_selection(payload))
 
 
 DEFAULT_SELECTIONS: dict[str, tuple[str, ...]] = {

@@ -195,6 +195,39 @@ class RewritingTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+# --- run locks -------------------------------------------------------------------------------------------
+def kill_lock_session(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    selection_hash: str,
+    namespace: str = "sync",
+    timeout: float = 30.0,
+) -> int:
+    """pg_terminate_backend on the session holding the pair's run lock (what an idle-session reaper or a
+    failover does to a run); waits until the server has ended it. Returns the session's pid."""
+    from tenantatlas_pipelines.store.locks import lock_key_sql
+
+    row = conn.execute(
+        f"""SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND ((classid::bigint << 32) | objid::bigint) = ({lock_key_sql(namespace)})""",
+        (tenant_id, selection_hash),
+    ).fetchone()
+    conn.commit()
+    assert row is not None, "nobody holds the run lock"
+    pid = int(row[0])
+    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    conn.commit()
+
+    def gone() -> bool:
+        alive = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        conn.commit()
+        return alive == (0,)
+
+    wait_for(gone, "the lock session to end", timeout=timeout)
+    return pid
+
+
 # --- child processes -----------------------------------------------------------------------------------
 def spawn_sync(
     db_url: str,
@@ -204,11 +237,15 @@ def spawn_sync(
     *,
     ready: Path | None = None,
     gate: Path | None = None,
+    dagster_interrupts: bool = False,
 ) -> subprocess.Popen[str]:
-    """Start `python -m tests.fault_helpers` (one production sync) as a real process."""
+    """Start `python -m tests.fault_helpers` (one production sync) as a real process; with
+    `dagster_interrupts` SIGTERM reaches the run as Dagster's run worker delivers a cancel."""
     args = [sys.executable, "-m", "tests.fault_helpers", db_url, tenant, selection]
     if ready is not None and gate is not None:
         args += ["--ready", str(ready), "--gate", str(gate)]
+    if dagster_interrupts:
+        args.append("--dagster-interrupts")
     child_env = {**os.environ, **env, "TENANTATLAS_DATABASE_URL": db_url, "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen(
         args, cwd=PROJECT_ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -232,6 +269,7 @@ def _child_main(argv: list[str]) -> int:
     parser.add_argument("selection")
     parser.add_argument("--ready")
     parser.add_argument("--gate")
+    parser.add_argument("--dagster-interrupts", action="store_true")
     args = parser.parse_args(argv)
 
     from tenantatlas_pipelines.db import Database
@@ -247,7 +285,16 @@ def _child_main(argv: list[str]) -> int:
             while not gate.exists():
                 time.sleep(0.005)
         try:
-            result = run_sync(db, graph, args.tenant, args.selection)
+            if args.dagster_interrupts:
+                # What Dagster's run worker does: SIGTERM becomes a BaseException in the main thread.
+                from dagster._core.errors import DagsterExecutionInterruptedError
+                from dagster._utils.interrupts import raise_interrupts_as, setup_interrupt_handlers
+
+                setup_interrupt_handlers()
+                with raise_interrupts_as(DagsterExecutionInterruptedError):
+                    result = run_sync(db, graph, args.tenant, args.selection)
+            else:
+                result = run_sync(db, graph, args.tenant, args.selection)
         except TenantAtlasError as exc:
             print(json.dumps({"error_code": str(exc.code), "message": exc.message}), flush=True)
             return 3

@@ -43,6 +43,7 @@ from tenantatlas_pipelines.emulator import (
     TenantSpec,
     generate,
     object_id,
+    refs_of,
     serve,
 )
 from tenantatlas_pipelines.emulator.data import DEFAULT_SIZES
@@ -302,7 +303,8 @@ def test_nextlink_styles_skiptoken_double_encoded_and_skip(emulator: Emulator, g
     assert "%253D" in pages[0]["@odata.nextLink"]  # double-encoded
     items, pages = _walk(graph, _path("roleScopeTag") + "?$top=3")
     assert parse_qs(urlsplit(pages[0]["@odata.nextLink"]).query)["$skip"] == ["3"]
-    assert [i["id"] for i in items] == [str(i) for i in range(7)]  # scope tags have numeric ids
+    ids = [i["id"] for i in items]  # scope tags have numeric ids: "0" (Default) then a per-tenant range
+    assert ids[0] == "0" and all(i.isdigit() for i in ids) and len(set(ids)) == 7
     select_items, _ = _walk(graph, f"{DEVCONF}?$select=id,displayName")
     assert all(set(i) <= {"id", "displayName", "@odata.type"} for i in select_items)
 
@@ -360,7 +362,9 @@ def test_payloads_are_deterministic_across_processes_and_seeds(emulator: Emulato
     code = textwrap.dedent(f"""
         import json
         from tenantatlas_pipelines.emulator import generate
-        print(json.dumps([generate(0, {TID!r}, "mobileApp", i) for i in range(4)]))
+        from tenantatlas_pipelines.emulator import refs_of, small_tenants
+        spec = next(t for t in small_tenants() if t.tenant_id == {TID!r})
+        print(json.dumps([generate(0, {TID!r}, "mobileApp", i, refs_of(0, spec)) for i in range(4)]))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == emulator.objects(TID, "mobileApp")[:4]
@@ -603,7 +607,7 @@ def test_serve_in_another_process_agrees_with_local_generation(tmp_path: Path) -
             state = admin.state()
             assert [t["key"] for t in state["tenants"]] == [t.key for t in DEMO_TENANTS]
             remote = admin.objects(FABRIKAM.tenant_id, "deviceCompliancePolicy")
-        local = [generate(7, FABRIKAM.tenant_id, "deviceCompliancePolicy", i)
+        local = [generate(7, FABRIKAM.tenant_id, "deviceCompliancePolicy", i, refs_of(7, FABRIKAM))
                  for i in range(FABRIKAM.size_of("deviceCompliancePolicy"))]
         assert remote == local
     finally:

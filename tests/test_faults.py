@@ -35,6 +35,7 @@ from tests.fault_helpers import (
     graph_log,
     graph_settings,
     inventory,
+    kill_lock_session,
     register,
     run_types,
     runs,
@@ -167,6 +168,71 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing_and_the_next_run_finalises
     assert {r.last_seen_sync_run_id for r in after.values()} == {result.sync_run_id}
     missing = missing_items(scope, selection.selection_hash)
     assert (missing.run_id, missing.run_status, missing.items) == (result.sync_run_id, "succeeded", [])
+
+
+# --- the run's lock session killed mid-run (idle-session reaper, failover) -------------------------------
+def test_a_run_whose_lock_session_is_killed_stops_as_failed_lock_lost(
+    db: Database, conn: psycopg.Connection, emulator: Emulator, contoso: TenantSpec
+) -> None:
+    tid = contoso.tenant_id
+    emulator.inject(Fault("latency", tenant_id=tid, latency_ms=250))  # a run of a few seconds
+    proc = spawn_sync(db.url, graph_env(emulator), "contoso", "all")
+    selection = get_selection(conn, "all")
+    try:
+        wait_for(lambda: running_pages(conn, tid) > 0 or proc.poll() is not None, "a committed page")
+        assert proc.poll() is None, "the sync finished before its lock could be taken away"
+        kill_lock_session(conn, tid, selection.selection_hash)
+        result = child_result(proc, timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (run,) = runs(conn, tid)
+    assert (result["status"], result["error_codes"]) == ("failed", ["lock_lost"])
+    assert (run["status"], run["error_codes"], run["had_errors"]) == ("failed", ["lock_lost"], True)
+    types = run_types(conn, run["id"])
+    assert not [k for k, t in types.items() if t["status"] == "pending"]
+    assert {t["error_code"] for t in types.values() if t["status"] == "failed"} == {"lock_lost"}
+    assert [k for k, t in types.items() if t["status"] == "failed"], "no type noticed the lost lock"
+    assert_counts_match_inventory(conn, tid, run["id"])  # every committed page is whole and counted
+
+    emulator.clear_faults()
+    again = sync_now(db, emulator)
+    assert (again.status, again.error_codes) == ("succeeded", ())
+    assert set(inventory(conn, tid)) == expected_ids(emulator, tid, ALL_TYPES)
+    assert runs(conn, tid)[0]["error_codes"] == ["lock_lost"]  # the next run left the closed row alone
+
+
+# --- a cancelled Dagster run ------------------------------------------------------------------------------
+def test_a_cancelled_run_is_finalised_failed_run_cancelled_and_frees_its_lock(
+    db: Database, conn: psycopg.Connection, emulator: Emulator, contoso: TenantSpec
+) -> None:
+    tid = contoso.tenant_id
+    emulator.inject(Fault("latency", tenant_id=tid, latency_ms=250))
+    proc = spawn_sync(db.url, graph_env(emulator), "contoso", "all", dagster_interrupts=True)
+    try:
+        wait_for(lambda: running_pages(conn, tid) > 0 or proc.poll() is not None, "a committed page")
+        assert proc.poll() is None, "the sync finished before it could be cancelled"
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "DagsterExecutionInterruptedError" in err
+    (run,) = runs(conn, tid)
+    assert (run["status"], run["error_codes"], run["had_errors"]) == ("failed", ["run_cancelled"], True)
+    assert run["finished_at"] is not None
+    types = run_types(conn, run["id"])
+    assert not [k for k, t in types.items() if t["status"] == "pending"]
+    assert {t["error_code"] for t in types.values() if t["status"] == "failed"} == {"run_cancelled"}
+    assert_counts_match_inventory(conn, tid, run["id"])
+    assert not advisory_lock_held(conn, tenant_scope(conn, tid), get_selection(conn, "all").selection_hash)
+
+    emulator.clear_faults()
+    again = sync_now(db, emulator)
+    assert (again.status, again.error_codes) == ("succeeded", ())
+    assert runs(conn, tid)[0]["error_codes"] == ["run_cancelled"]
 
 
 # --- PostgreSQL restarted under a running sync ---------------------------------------------------------

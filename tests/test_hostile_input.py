@@ -313,6 +313,31 @@ def test_engine_survives_a_decoder_that_yields_lone_surrogates(
         assert not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
+def test_an_unexpected_failure_inside_one_type_fails_that_type_only(
+    db: Database,
+    conn: psycopg.Connection,
+    emulator: Emulator,
+    contoso: TenantSpec,
+    clean: dict[tuple[str, str], Row],
+) -> None:
+    """A control character in one type's nextLink (a JSON escape the paging code turns into a URL httpx
+    refuses) is a failure of that type: the others are read, the run is `partial`, nothing is lost."""
+    wire = RewritingTransport(
+        emulator.ca_path,
+        {b"/deviceManagement/configurationPolicies?": b"/deviceManagement/configurationPolicies\\u0001?"},
+    )
+    try:
+        result = sync(db, emulator, wire)
+    finally:
+        wire.close()
+    types = run_types(conn, result.sync_run_id)
+    sc = types.pop("settingsCatalogPolicy")
+    assert sc["status"] == "failed" and sc["error_code"] and sc["pages"] == 1
+    assert {k: t["status"] for k, t in types.items()} == dict.fromkeys(types, "succeeded")
+    assert result.status == "partial" and result.error_codes == (sc["error_code"],)
+    assert_nothing_lost(clean, inventory(conn, contoso.tenant_id))
+
+
 # --- tenant and selection input through the command line ------------------------------------------------
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # TENANTATLAS_DATABASE_URL: the `db` fixture's

@@ -23,7 +23,9 @@ from dagster import (
     sensor,
 )
 
+from ..runs import sweep_dead_runs
 from ..store.tenants import list_tenants
+from ..sync import SYNC
 from . import planning
 from .assets import missing_items
 from .jobs import sync_job
@@ -35,6 +37,8 @@ SENSOR_INTERVAL_ENV = "TENANTATLAS_TENANT_SENSOR_INTERVAL_S"
 GDAP_PARTNER_ENV = "TENANTATLAS_GDAP_PARTNER_TENANT"
 GDAP_AUTO_ENABLE_ENV = "TENANTATLAS_GDAP_AUTO_ENABLE"
 GDAP_INTERVAL_ENV = "TENANTATLAS_GDAP_DISCOVERY_INTERVAL_S"
+# Run kinds whose dead `running` rows the registry sensor finalises on every tick.
+RUN_KINDS = (SYNC,)
 
 
 def registry_sensor_result(
@@ -73,13 +77,16 @@ def registry_sensor_result(
     minimum_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "30")),
     default_status=DefaultSensorStatus.RUNNING,
     description="Mirrors the tenant registry (enabled tenants) into the `tenant` partitions and syncs "
-    "newly added tenants right away.",
+    "newly added tenants right away; finalises ledger rows left `running` by dead or cancelled runs.",
 )
 def tenant_registry_sensor(
     context: SensorEvaluationContext, inventory_db: InventoryDatabase
 ) -> SensorResult | SkipReason:
     with inventory_db.get_database().connect() as conn:
         registry = [planning.RegistryTenant(t.key, t.enabled) for t in list_tenants(conn)]
+        # A cancelled or killed run whose pair never runs again would stay `running` for ever.
+        for kind, ids in sweep_dead_runs(conn, RUN_KINDS).items():
+            context.log.warning(f"finalised dead {kind} runs {ids} as failed (run_abandoned)")
     current = list(context.instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME))
     result = registry_sensor_result(
         registry, current, context.cursor, sync_new=os.environ.get(SYNC_NEW_TENANTS_ENV, "1") != "0"

@@ -18,11 +18,19 @@ from .data import (
     TAILSPIN,
     WOODGROVE,
     TenantSpec,
+    refs_of,
     scaled_sizes,
     small_tenants,
 )
 from .faults import Fault, FaultKind
-from .payloads import SECRET_PREFIX, generate, object_id
+from .payloads import (
+    SECRET_PREFIX,
+    Refs,
+    generate,
+    group_id,
+    object_id,
+    scope_tag_id,
+)
 from .server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, STATE_FILE, Emulator, serve
 
 __all__ = [
@@ -41,12 +49,16 @@ __all__ = [
     "EmulatorClient",
     "Fault",
     "FaultKind",
+    "Refs",
     "RequestRecord",
     "TenantSpec",
     "generate",
+    "group_id",
     "object_id",
     "read_state_file",
+    "refs_of",
     "scaled_sizes",
+    "scope_tag_id",
     "serve",
     "small_tenants",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from ..policy_types import REGISTRY
+from . import scenario
 from .core import EmulatorState, Request, Response, json_bytes
 from .data import TenantSpec
 from .faults import Fault
@@ -79,11 +80,20 @@ def _route(state: EmulatorState, request: Request, method: str, parts: list[str]
             return _ok(spec.to_json(), 201)
     if head == "objects":
         return _objects(state, request, method, parts[1:])
+    if head == "groups":
+        return _groups(state, request, method, parts[1:])
+    if head == "volatile" and method == "PUT":
+        body = _body(request)
+        state.volatile_lists = bool(body.get("lists") if isinstance(body, dict) else body)
+        return _ok({"lists": state.volatile_lists})
+    if head == "reencrypt" and method == "POST":
+        state.vault.rotate()
+        return _ok({"rotated": True})
     return _fail(404, f"no admin route {method} {request.path}")
 
 
 def _objects(state: EmulatorState, request: Request, method: str, parts: list[str]) -> Response:
-    body = _body(request) if method in ("POST", "PUT", "DELETE") else None
+    body = _body(request) if method in ("POST", "PUT", "DELETE", "PATCH") else None
     if len(parts) < 2 and isinstance(body, dict):  # flat form: {"tenant_id", "policy_type", ...}
         parts = [body["tenant_id"], body["policy_type"], *([body["id"]] if "id" in body else [])]
         body = body.get("payload", body.get("size"))
@@ -107,4 +117,56 @@ def _objects(state: EmulatorState, request: Request, method: str, parts: list[st
         if not state.remove_object(tenant_id, policy_type, rest[0]):
             return _fail(404, f"no object {rest[0]} in {tenant_id}/{policy_type}")
         return _ok({"removed": rest[0]})
+    if rest:
+        try:
+            return _object(state, method, tenant_id, policy_type, rest, body)
+        except KeyError as exc:
+            return _fail(404, str(exc.args[0]) if exc.args else "not found")
+    return _fail(404, f"no admin route {method} {request.path}")
+
+
+def _object(state: EmulatorState, method: str, tid: str, ptype: str, rest: list[str], body: Any) -> Response:
+    """Content scripting of one object: /objects/{tid}/{type}/{id}[/setting|/assignments[/{target}]]."""
+    oid, sub = rest[0], rest[1:]
+    if method == "GET" and not sub:
+        return _ok(scenario.entity(state, tid, ptype, oid))
+    if method == "PATCH" and not sub:
+        return _ok(scenario.update_object(state, tid, ptype, oid, dict(body or {})))
+    if method == "PUT" and sub == ["setting"]:
+        if not isinstance(body, dict) or "key" not in body or "value" not in body:
+            return _fail(400, 'body must be {"key": ..., "value": ...}')
+        return _ok(scenario.set_setting(state, tid, ptype, oid, str(body["key"]), body["value"]))
+    if sub == ["assignments"]:
+        if method == "GET":
+            return _ok(scenario.assignments(state, tid, ptype, oid))
+        if method == "POST":
+            b = dict(body or {})
+            kind = b.pop("kind", None)
+            if not isinstance(kind, str):
+                return _fail(400, 'body must name the assignment "kind" (group, exclude, allDevices, '
+                                  'allLicensedUsers)')
+            return _ok(scenario.add_assignment(state, tid, ptype, oid, kind, **b), 201)
+    if method == "DELETE" and len(sub) == 2 and sub[0] == "assignments":
+        return _ok({"removed": scenario.remove_assignment(state, tid, ptype, oid, sub[1])})
+    return _fail(404, f"no admin route {method} .../{'/'.join(rest)}")
+
+
+def _groups(state: EmulatorState, request: Request, method: str, parts: list[str]) -> Response:
+    """/groups/{tid}[/{group_id}]: list, add, change, remove Entra groups."""
+    if not parts or parts[0] not in state.tenants:
+        return _fail(404, f"unknown tenant {parts[0] if parts else ''}")
+    tid, rest = parts[0], parts[1:]
+    body = _body(request) if method in ("POST", "PATCH") else None
+    try:
+        if method == "GET" and not rest:
+            return _ok(scenario.groups(state, tid))
+        if method == "POST" and not rest:
+            return _ok({"id": scenario.add_group(state, tid, body)}, 201)
+        if method == "PATCH" and len(rest) == 1:
+            return _ok(scenario.update_group(state, tid, rest[0], dict(body or {})))
+        if method == "DELETE" and len(rest) == 1:
+            scenario.remove_group(state, tid, rest[0])
+            return _ok({"removed": rest[0]})
+    except KeyError as exc:
+        return _fail(404, str(exc.args[0]) if exc.args else "not found")
     return _fail(404, f"no admin route {method} {request.path}")

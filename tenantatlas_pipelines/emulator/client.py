@@ -51,12 +51,16 @@ class EmulatorClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, missing_is_key_error: bool = False) -> Any:
+        """One admin call; an error status raises RuntimeError (a 404 KeyError when asked, as the
+        in-process Emulator raises for an unknown object, assignment or group)."""
         kwargs: dict[str, Any] = {}
         if body is not None:
             kwargs["content"] = json.dumps(body).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
         resp = self._http.request(method, path, **kwargs)
+        if resp.status_code == 404 and missing_is_key_error:
+            raise KeyError(resp.json().get("error", resp.text[:300]))
         if resp.status_code >= 400:
             raise RuntimeError(f"emulator admin {method} {path}: {resp.status_code} {resp.text[:300]}")
         return resp.json()
@@ -113,3 +117,65 @@ class EmulatorClient:
 
     def clear_log(self) -> None:
         self._call("DELETE", "/requests")
+
+    # --- content scripting (same names as Emulator) -------------------------------------------------
+
+    def _one(self, tenant_id: str, policy_type: str, external_id: str) -> str:
+        return f"{self._obj_path(tenant_id, policy_type)}/{quote(external_id, safe='')}"
+
+    def _call_404(self, method: str, path: str, body: Any = None) -> Any:
+        return self._call(method, path, body, missing_is_key_error=True)
+
+    def entity(self, tenant_id: str, policy_type: str, external_id: str) -> dict[str, Any]:
+        return self._call_404("GET", self._one(tenant_id, policy_type, external_id))
+
+    def update_object(self, tenant_id: str, policy_type: str, external_id: str,
+                      fields: dict[str, Any]) -> dict[str, Any]:
+        return self._call_404("PATCH", self._one(tenant_id, policy_type, external_id), fields)
+
+    def rename_object(self, tenant_id: str, policy_type: str, external_id: str, name: str) -> dict[str, Any]:
+        from ..policy_types import REGISTRY
+
+        return self.update_object(tenant_id, policy_type, external_id,
+                                  {REGISTRY[policy_type].name_field: name})
+
+    def set_setting(self, tenant_id: str, policy_type: str, external_id: str, key: str,
+                    value: Any) -> dict[str, Any]:
+        return self._call_404("PUT", self._one(tenant_id, policy_type, external_id) + "/setting",
+                              {"key": key, "value": value})
+
+    def assignments(self, tenant_id: str, policy_type: str, external_id: str) -> list[dict[str, Any]]:
+        return self._call_404("GET", self._one(tenant_id, policy_type, external_id) + "/assignments")
+
+    def add_assignment(self, tenant_id: str, policy_type: str, external_id: str, kind: str, *,
+                       group_id: str | None = None, filter_id: str | None = None, filter_type: str = "none",
+                       intent: str | None = None) -> dict[str, Any]:
+        return self._call_404("POST", self._one(tenant_id, policy_type, external_id) + "/assignments",
+                              {"kind": kind, "group_id": group_id, "filter_id": filter_id,
+                               "filter_type": filter_type, "intent": intent})
+
+    def remove_assignment(self, tenant_id: str, policy_type: str, external_id: str, target: str) -> int:
+        path = f"{self._one(tenant_id, policy_type, external_id)}/assignments/{quote(target, safe='')}"
+        return self._call_404("DELETE", path)["removed"]
+
+    def settings(self, tenant_id: str, external_id: str) -> list[dict[str, Any]]:
+        return self.entity(tenant_id, "settingsCatalogPolicy", external_id)["settings"]
+
+    def groups(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self._call_404("GET", f"/groups/{quote(tenant_id, safe='')}")
+
+    def add_group(self, tenant_id: str, fields: dict[str, Any] | None = None) -> str:
+        return self._call_404("POST", f"/groups/{quote(tenant_id, safe='')}", fields or {})["id"]
+
+    def update_group(self, tenant_id: str, group_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._call_404("PATCH", f"/groups/{quote(tenant_id, safe='')}/{quote(group_id, safe='')}",
+                              fields)
+
+    def remove_group(self, tenant_id: str, group_id: str) -> None:
+        self._call_404("DELETE", f"/groups/{quote(tenant_id, safe='')}/{quote(group_id, safe='')}")
+
+    def reencrypt(self) -> None:
+        self._call("POST", "/reencrypt")
+
+    def set_volatile_lists(self, on: bool) -> None:
+        self._call("PUT", "/volatile", {"lists": on})

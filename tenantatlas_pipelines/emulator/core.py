@@ -19,7 +19,10 @@ from typing import Any
 
 from ..policy_types import REGISTRY
 from .data import Collection, TenantSpec
+from .directory import Directory
 from .faults import FaultBook
+from .payloads import Refs
+from .present import Vault
 
 JSON_CT = "application/json; charset=utf-8"
 GRAPH_CT = ("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
@@ -50,6 +53,7 @@ class Response:
     client_id: str | None = None
     fault: str | None = None
     items: int = 0
+    batch: str | None = None  # set on the inner requests of a $batch: the outer request's id
 
     @property
     def retry_after(self) -> str | None:
@@ -81,6 +85,7 @@ class RequestRecord:
     client_id: str | None
     fault: str | None = None
     items: int = 0
+    batch: str | None = None  # inner request of this $batch (the outer request's request-id)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +118,10 @@ class EmulatorState:
         self.signing_key = secrets.token_bytes(32)  # per process: tokens never cross emulators
         self.tenants: dict[str, TenantSpec] = {}
         self.collections: dict[tuple[str, str], Collection] = {}
+        self.directories: dict[str, Directory] = {}
+        self._refs: dict[str, tuple[tuple[int, ...], Refs]] = {}
+        self.vault = Vault()
+        self.volatile_lists = False  # True: plain listings vary like content reads (see present.py)
         self.faults = FaultBook()
         self.log: list[RequestRecord] = []
         self.certificates: dict[str, Any] = {}  # sha256 / sha1 thumbprint (hex) -> x509 certificate
@@ -129,9 +138,34 @@ class EmulatorState:
                 if other.key == spec.key and other.tenant_id != spec.tenant_id:
                     raise ValueError(f"tenant key {spec.key!r} is already used by {other.tenant_id}")
             self.tenants[spec.tenant_id] = spec
+            tid = spec.tenant_id
             for ptype in REGISTRY:
-                self.collections[(spec.tenant_id, ptype)] = Collection(
-                    self.seed, spec.tenant_id, ptype, spec.size_of(ptype))
+                self.collections[(tid, ptype)] = Collection(
+                    self.seed, tid, ptype, spec.size_of(ptype), refs=lambda tid=tid: self.refs(tid),  # type: ignore[misc]
+                    assigned_ratio=spec.assigned_ratio)
+            self.directories[tid] = Directory(self.seed, tid, spec.groups)
+
+    def refs(self, tenant_id: str) -> Refs:
+        """What objects of a tenant reference, sized by its current generated collections and groups.
+
+        Called once per generated object, so the Refs is cached and rebuilt only when a size changed.
+        """
+        c = self.collections
+        sizes = (c[(tenant_id, "roleScopeTag")].size, c[(tenant_id, "assignmentFilter")].size,
+                 self.directories[tenant_id].count, c[(tenant_id, "mobileApp")].size)
+        cached = self._refs.get(tenant_id)
+        if cached is None or cached[0] != sizes:
+            refs = Refs(self.seed, tenant_id, scope_tags=sizes[0], filters=sizes[1], groups=sizes[2],
+                        apps=sizes[3])
+            cached = (sizes, refs)
+            self._refs[tenant_id] = cached
+        return cached[1]
+
+    def directory(self, tenant_id: str) -> Directory:
+        with self.lock:
+            if tenant_id not in self.directories:
+                raise KeyError(f"unknown tenant {tenant_id!r}")
+            return self.directories[tenant_id]
 
     def tenant_by_alias(self, alias: str) -> TenantSpec | None:
         """A tenant by GUID or initial domain (``key.onmicrosoft.com``), case-insensitively, as Entra does."""
@@ -173,6 +207,7 @@ class EmulatorState:
             for spec in self.tenants.values():
                 data = spec.to_json()
                 data["counts"] = {k: self.collections[(spec.tenant_id, k)].count() for k in REGISTRY}
+                data["group_count"] = self.directories[spec.tenant_id].live_count()
                 tenants.append(data)
         return {"base_url": self.base_url, "authority_host": self.base_url, "graph_url": self.base_url,
                 "client_id": self.client_id, "seed": self.seed, "tenants": tenants,
@@ -212,6 +247,6 @@ class EmulatorState:
                             endpoint=response.endpoint, tenant_id=response.tenant_id,
                             policy_type=response.policy_type, status=response.status,
                             retry_after=response.retry_after, client_id=response.client_id,
-                            fault=response.fault, items=response.items)
+                            fault=response.fault, items=response.items, batch=response.batch)
         with self.lock:
             self.log.append(rec)

@@ -7,14 +7,18 @@ on demand) plus an overlay of removed indices, replaced payloads and objects add
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from ..policy_types import REGISTRY
-from .payloads import Payload, generate, object_id
+from .admx import generate_definition_values
+from .assignments import generate_assignments
+from .catalog import generate_settings
+from .payloads import Index, Payload, Refs, generate, object_id
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -68,7 +72,9 @@ class TenantSpec:
     endpoint answers AADSTS700016. ``rate_limit=(n, seconds)``: a sliding window of Graph requests per
     tenant; ``rate_limit_retry_after`` says whether the 429 carries Retry-After ("always", "never",
     or "alternate" — every other 429 omits it, as Intune often does). ``customers`` makes the tenant a
-    GDAP partner: Graph lists them at ``tenantRelationships/delegatedAdminCustomers``.
+    GDAP partner: Graph lists them at ``tenantRelationships/delegatedAdminCustomers``. ``groups`` is
+    the number of generated Entra groups assignments reference; ``assigned_ratio`` the share of objects
+    of assignable types that have assignments.
     """
 
     tenant_id: str
@@ -80,6 +86,8 @@ class TenantSpec:
     rate_limit: tuple[int, float] | None = None
     rate_limit_retry_after: str = "alternate"
     customers: tuple[GdapCustomer, ...] = field(default=(), hash=False)
+    groups: int = 40
+    assigned_ratio: float = 0.85
 
     def __post_init__(self) -> None:
         if not _GUID.match(self.tenant_id):
@@ -94,6 +102,8 @@ class TenantSpec:
         if self.rate_limit is not None:
             object.__setattr__(self, "rate_limit", (int(self.rate_limit[0]), float(self.rate_limit[1])))
         object.__setattr__(self, "customers", tuple(self.customers))
+        if self.groups < 0 or not 0.0 <= self.assigned_ratio <= 1.0:
+            raise ValueError("groups must be >= 0 and assigned_ratio in [0, 1]")
 
     @property
     def domain(self) -> str:
@@ -110,7 +120,8 @@ class TenantSpec:
                 "rate_limit": list(self.rate_limit) if self.rate_limit else None,
                 "rate_limit_retry_after": self.rate_limit_retry_after,
                 "customers": [{"tenant_id": c.tenant_id, "display_name": c.display_name}
-                              for c in self.customers]}
+                              for c in self.customers],
+                "groups": self.groups, "assigned_ratio": self.assigned_ratio}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantSpec:
@@ -121,7 +132,9 @@ class TenantSpec:
                    rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
                    rate_limit_retry_after=data.get("rate_limit_retry_after", "alternate"),
                    customers=tuple(GdapCustomer(c["tenant_id"], c["display_name"])
-                                   for c in data.get("customers") or ()))
+                                   for c in data.get("customers") or ()),
+                   groups=int(data.get("groups", 40)),
+                   assigned_ratio=float(data.get("assigned_ratio", 0.85)))
 
 
 _NORTHWIND = {
@@ -145,6 +158,13 @@ TAILSPIN = TenantSpec("e87b2d40-3a9c-4f16-a05d-52c8e1b9f7a3", "tailspin", "Tails
 WOODGROVE = TenantSpec("4d5c6b7a-1e2f-4a3b-8c9d-0e1f2a3b4c5d", "woodgrove", "Woodgrove Bank (no consent)",
                        sizes=scaled_sizes(0.1), consented=False)
 
+def refs_of(seed: int, spec: TenantSpec) -> Refs:
+    """What a fresh emulator's objects of `spec` reference (its generated sizes): pass it to `generate`
+    to reproduce in another process exactly what the emulator serves."""
+    return Refs(seed, spec.tenant_id, scope_tags=spec.size_of("roleScopeTag"),
+                filters=spec.size_of("assignmentFilter"), groups=spec.groups, apps=spec.size_of("mobileApp"))
+
+
 DEMO_TENANTS: tuple[TenantSpec, ...] = (CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN)
 
 
@@ -160,8 +180,14 @@ def small_tenants(factor: float = 0.05) -> tuple[TenantSpec, ...]:
         sizes["settingsCatalogPolicy"] = max(30, sizes["settingsCatalogPolicy"])
         out.append(TenantSpec(spec.tenant_id, spec.key, spec.name, sizes=sizes, licensed=spec.licensed,
                               consented=spec.consented, rate_limit=spec.rate_limit,
-                              rate_limit_retry_after=spec.rate_limit_retry_after, customers=spec.customers))
+                              rate_limit_retry_after=spec.rate_limit_retry_after, customers=spec.customers,
+                              groups=spec.groups, assigned_ratio=spec.assigned_ratio))
     return tuple(out)
+
+
+#: Navigation properties kept beside an object's payload: served only through their own endpoints or
+#: ``$expand`` (never in a plain listing), and changed on their own by the admin interface.
+NAV_KEYS = ("assignments", "settings", "definitionValues")
 
 
 class Collection:
@@ -169,15 +195,22 @@ class Collection:
 
     Positions ("slots") are stable while paging: slots ``0..size-1`` are generated objects, slots from
     ``size`` on are added objects in insertion order (removed ones stay as tombstones), so a cursor keeps
-    pointing at the same place when objects elsewhere are removed or added. Callers hold the lock.
+    pointing at the same place when objects elsewhere are removed or added. Assignments and settings
+    (`NAV_KEYS`) are generated from the same index on demand, or kept in ``nav`` once changed.
+    Callers hold the lock.
     """
 
-    def __init__(self, seed: int, tenant_id: str, policy_type: str, size: int) -> None:
+    def __init__(self, seed: int, tenant_id: str, policy_type: str, size: int,
+                 refs: Callable[[], Refs] | None = None, assigned_ratio: float = 0.85) -> None:
         self.seed, self.tenant_id, self.policy_type = seed, tenant_id, policy_type
         self.size = size
+        self.refs = refs or (lambda: Refs(seed, tenant_id))
+        self.assigned_ratio = assigned_ratio
         self.removed: set[int] = set()
         self.replaced: dict[int, Payload] = {}
         self.added: list[Payload | None] = []
+        self.added_index: dict[int, Index] = {}  # added slot offset -> generation index ("added-3")
+        self.nav: dict[str, dict[str, list[dict[str, Any]]]] = {}  # object id -> changed nav properties
         self._index_of: dict[str, int] = {}
         self._indexed_up_to = 0
         self._added_counter = 0
@@ -211,11 +244,40 @@ class Collection:
                 return None
             replaced = self.replaced.get(slot)
             return dict(replaced) if replaced is not None else generate(
-                self.seed, self.tenant_id, self.policy_type, slot)
+                self.seed, self.tenant_id, self.policy_type, slot, self.refs())
         k = slot - self.size
         if 0 <= k < len(self.added) and self.added[k] is not None:
             return dict(self.added[k])  # type: ignore[arg-type]
         return None
+
+    def _index_at(self, slot: int) -> Index | None:
+        """The generation index behind a slot (None for an object added with an explicit payload)."""
+        return slot if slot < self.size else self.added_index.get(slot - self.size)
+
+    def nav_at(self, slot: int, key: str) -> list[dict[str, Any]]:
+        """The assignments, settings or definition values of the live object at `slot` (a fresh copy the
+        caller may change)."""
+        payload = self.payload_at(slot)
+        oid = str(payload.get("id")) if payload else ""
+        changed = self.nav.get(oid, {}).get(key)
+        if changed is not None:
+            return copy.deepcopy(changed)
+        index = self._index_at(slot)
+        if index is None:
+            return []
+        if key == "assignments":
+            return generate_assignments(self.seed, self.policy_type, index, oid, self.refs(),
+                                        self.assigned_ratio)
+        if key == "settings" and self.policy_type == "settingsCatalogPolicy":
+            return generate_settings(self.seed, index)
+        if key == "definitionValues" and self.policy_type == "groupPolicyConfiguration":
+            return generate_definition_values(self.seed, self.tenant_id, index)
+        return []
+
+    def set_nav(self, external_id: str, key: str, value: list[dict[str, Any]]) -> None:
+        if key not in NAV_KEYS:
+            raise ValueError(f"unknown navigation property {key!r}")
+        self.nav.setdefault(str(external_id), {})[key] = copy.deepcopy(value)
 
     def _live(self, slot: int) -> bool:
         if slot < self.size:
@@ -257,28 +319,41 @@ class Collection:
     # --- mutation -------------------------------------------------------------------------------------
 
     def add(self, payload: Payload | None) -> str:
-        """Add (or, when the id exists, replace in place) an object; returns its id."""
+        """Add (or, when the id exists, replace in place) an object; returns its id.
+
+        `payload` may carry ``assignments`` and (settings catalog) ``settings``: they are kept as the
+        object's navigation properties, not in its listed payload.
+        """
+        index: Index | None = None
         if payload is None:
             self._added_counter += 1
-            payload = generate(self.seed, self.tenant_id, self.policy_type, f"added-{self._added_counter}")
+            index = f"added-{self._added_counter}"
+            payload = generate(self.seed, self.tenant_id, self.policy_type, index, self.refs())
             while self.slot_of(payload["id"]) is not None:  # astronomically unlikely; stay correct anyway
                 self._added_counter += 1
-                payload = generate(self.seed, self.tenant_id, self.policy_type,
-                                   f"added-{self._added_counter}")
+                index = f"added-{self._added_counter}"
+                payload = generate(self.seed, self.tenant_id, self.policy_type, index, self.refs())
         else:
             payload = dict(payload)
             if "id" not in payload:
                 self._added_counter += 1
                 payload["id"] = object_id(self.seed, self.tenant_id, self.policy_type,
                                           f"explicit-{self._added_counter}")
+        nav = {k: payload.pop(k) for k in NAV_KEYS if isinstance(payload.get(k), list)}
         external_id = str(payload["id"])
         slot = self.slot_of(external_id)
         if slot is None:
             self.added.append(payload)
+            slot = self.size + len(self.added) - 1
+            if index is not None:
+                self.added_index[len(self.added) - 1] = index
+            self.nav.pop(external_id, None)
         elif slot < self.size:
             self.replaced[slot] = payload
         else:
             self.added[slot - self.size] = payload
+        for key, value in nav.items():
+            self.set_nav(external_id, key, value)
         return external_id
 
     def remove(self, external_id: str) -> bool:
@@ -290,6 +365,7 @@ class Collection:
             self.replaced.pop(slot, None)
         else:
             self.added[slot - self.size] = None
+        self.nav.pop(external_id, None)
         return True
 
     def set_size(self, n: int) -> None:

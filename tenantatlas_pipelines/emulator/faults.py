@@ -80,7 +80,7 @@ class Fault:
             raise ValueError("status must be an HTTP status code")
         if self.kind == FaultKind.LATENCY and self.latency_ms <= 0:
             raise ValueError("a 'latency' fault needs latency_ms > 0")
-        if self.policy_type is not None and self.policy_type not in REGISTRY:
+        if self.policy_type is not None and self.policy_type not in REGISTRY and self.policy_type != "group":
             raise ValueError(f"unknown policy type {self.policy_type!r}")
         if self.retry_after is not None and self.retry_after.startswith("date+"):
             float(self.retry_after[5:])  # ValueError now rather than a broken answer later

@@ -8,21 +8,34 @@ habit, per-tenant throttling with and without Retry-After, and the scripted faul
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
-import json
-import struct
+import re
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import unquote
 
 from ..policy_types import REGISTRY, PolicyType
-from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id, utc_now
+from .content import (
+    finish,
+    gather,
+    parse_expand,
+    serve_assignments,
+    serve_definition_values,
+    serve_object,
+    serve_plaintext,
+    serve_presentation_values,
+    serve_settings,
+)
+from .core import GRAPH_CT, EmulatorState, Request, Response, json_bytes, new_id
 from .data import GdapCustomer
+from .directory_api import get_by_ids, get_group
 from .entra import verify_token
+from .envelope import NOT_INTUNE, base_headers, graph_error, intune_message
 from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind
+from .paging import decode_skiptoken, next_link, options, window
+from .present import read_rng
 
 VERSIONS = ("beta", "v1.0")
 #: Collections whose page size is fixed by the service whatever $top says.
@@ -36,11 +49,11 @@ PAGING_STYLE: dict[str, str] = {
 #: registry; it is served like one (same auth, rate limit, error faults, skiptoken paging) by _customers.
 CUSTOMERS = PolicyType(key="delegatedAdminCustomer", path="tenantRelationships/delegatedAdminCustomers",
                        api_version="v1.0", page_size=100)
-#: Entra and partner-centre collections: unaffected by a missing Intune licence, Graph-style messages.
-NOT_INTUNE = frozenset({"conditionalAccessPolicy", CUSTOMERS.key})
+
+#: How faults and errors see the Entra group endpoints (getByIds, groups/{id}).
+_GROUP_SCOPE = PolicyType(key="group", path="groups", api_version="v1.0", page_size=100)
 
 _BY_PATH: dict[str, PolicyType] = {t.path.lower(): t for t in REGISTRY.values()}
-_TOKEN_MAGIC = b"RDSp"
 
 _SCOPES = {
     "deviceAppManagement": "DeviceManagementApps.Read.All, DeviceManagementApps.ReadWrite.All",
@@ -51,53 +64,6 @@ _SCOPES = {
                                   "DeviceManagementServiceConfig.ReadWrite.All",
     CUSTOMERS.key: "DelegatedAdminRelationship.Read.All, DelegatedAdminRelationship.ReadWrite.All",
 }
-_CODES = {400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "ResourceNotFound",
-          405: "MethodNotAllowed", 409: "Conflict", 429: "TooManyRequests", 500: "InternalServerError",
-          502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
-
-
-# --- envelopes ---------------------------------------------------------------------------------------
-
-
-def _base_headers(request: Request, request_id: str) -> list[tuple[str, str]]:
-    return [("request-id", request_id),
-            ("client-request-id", request.headers.get("client-request-id") or request_id),
-            ("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"0",'
-                                    '"ScaleUnit":"000","RoleInstance":"EMU000000000000"}}'),
-            ("Strict-Transport-Security", "max-age=31536000"), ("Cache-Control", "no-cache"),
-            ("OData-Version", "4.0")]
-
-
-def _intune_message(text: str, request_id: str, retry_after: str | None = None) -> str:
-    """Intune's habit: a JSON document (with CRLF indentation) inside the error `message` string."""
-    doc = {"_version": 3, "Message": f"{text} - Operation ID (for customer support): "
-                                     f"00000000-0000-0000-0000-000000000000 - Activity ID: {request_id} - "
-                                     f"Url: https://fef.emulator.manage.microsoft.com/StatelessFEService",
-           "CustomApiErrorPhrase": "", "RetryAfter": retry_after, "ErrorSourceService": "",
-           "HttpHeaders": "{}"}
-    return json.dumps(doc, indent=2).replace("\n", "\r\n")
-
-
-def graph_error(request: Request, status: int, message: str, *, code: str | None = None,
-                retry_after: str | None = None, **log: Any) -> Response:
-    """Graph's error envelope; `log` fills the request-log fields of the Response."""
-    request_id = new_id()
-    body = {"error": {"code": code or _CODES.get(status, "UnknownError"), "message": message,
-                      "innerError": {"date": utc_now().strftime("%Y-%m-%dT%H:%M:%S"),
-                                     "request-id": request_id,
-                                     "client-request-id": request.headers.get("client-request-id")
-                                     or request_id}}}
-    headers = _base_headers(request, request_id)
-    if retry_after is not None:
-        headers.append(("Retry-After", retry_after))
-    if status == 401:
-        headers.append(("WWW-Authenticate",
-                        'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
-                        'authorize", client_id="00000003-0000-0000-c000-000000000000"'))
-    log.setdefault("endpoint", "graph")
-    return Response(status, json_bytes(body), headers=headers, content_type=GRAPH_CT, **log)
-
-
 def _retry_after_value(spec: str | None) -> str | None:
     if spec is not None and spec.startswith("date+"):
         return email.utils.formatdate(time.time() + float(spec[5:]), usegmt=True)
@@ -131,7 +97,7 @@ def _fault_response(request: Request, fault: Fault, ptype: PolicyType, **log: An
         texts = {429: "Too many requests", 503: "The service is temporarily unavailable",
                  504: "The operation has timed out", 404: "Resource not found"}
         text = texts.get(status, "An error has occurred")
-        message = _intune_message(text, new_id(), retry_after) if intune and status >= 429 else text + "."
+        message = intune_message(text, new_id(), retry_after) if intune and status >= 429 else text + "."
         resp = graph_error(request, status, message, retry_after=retry_after, **log)
     resp.fault = str(fault.kind)
     return resp
@@ -140,51 +106,14 @@ def _fault_response(request: Request, fault: Fault, ptype: PolicyType, **log: An
 # --- paging ------------------------------------------------------------------------------------------
 
 
-def encode_skiptoken(slot: int, empty: bool = False) -> str:
-    # Looks like Graph's opaque tokens and contains '=' (and often '+' or '/'): clients must not rebuild it.
-    return base64.b64encode(_TOKEN_MAGIC + struct.pack(">IBB", slot, int(empty), 0x7E)).decode("ascii")
-
-
-def decode_skiptoken(token: str) -> tuple[int, bool] | None:
-    for _ in range(3):  # tolerate double (and triple) encoding, as Graph itself does
-        if "%" not in token:
-            break
-        token = unquote(token)
-    try:
-        raw = base64.b64decode(token, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) != 10 or not raw.startswith(_TOKEN_MAGIC):
-        return None
-    slot, empty, _ = struct.unpack(">IBB", raw[4:])
-    return slot, bool(empty)
-
-
-def _options(query: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """Raw pairs and a dict keyed by option name without `$`, lower-cased (beta accepts `top=`)."""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return pairs, {k.lstrip("$").lower(): v for k, v in pairs}
-
-
-def _next_link(state: EmulatorState, request: Request, pairs: list[tuple[str, str]], style: str,
-               slot: int, empty: bool = False) -> str:
-    kept = [(k, v) for k, v in pairs if k.lstrip("$").lower() not in ("skip", "skiptoken")]
-    parts = [f"{quote(k, safe='$')}={quote(v, safe='$,()')}" for k, v in kept]
-    if style == "skip" and not empty:
-        parts.append(f"$skip={slot}")
-    else:
-        token = quote(encode_skiptoken(slot, empty), safe="")
-        parts.append(f"$skiptoken={quote(token, safe='') if style == 'skiptoken2' else token}")
-    return f"{state.base_url}{request.path}?{'&'.join(parts)}"
-
-
 def _project(item: dict[str, Any], select: list[str]) -> dict[str, Any]:
     keep = {"id", "@odata.type", *select}
     return {k: v for k, v in item.items() if k in keep}
 
 
 def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyType,
-          opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
+          opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any],
+          expand: tuple[str, ...] = ()) -> Response:
     style = PAGING_STYLE.get(ptype.key, "skiptoken")
     start, empty = 0, False
     if "skiptoken" in opts:
@@ -205,8 +134,8 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
     context = f"{state.base_url}/{request.path.split('/')[1]}/$metadata#{ptype.path}"
     if empty:  # the continuation of an empty_pages fault: an empty page that points back at the data
         body = {"@odata.context": context, "value": [],
-                "@odata.nextLink": _next_link(state, request, pairs, style, start)}
-        return Response(200, json_bytes(body), headers=_base_headers(request, request_id),
+                "@odata.nextLink": next_link(state, request, pairs, style, start)}
+        return Response(200, json_bytes(body), headers=base_headers(request, request_id),
                         content_type=GRAPH_CT, fault=str(FaultKind.EMPTY_PAGES), **log)
 
     faults = state.faults.all(PAGE_KINDS, spec_tid, ptype.key)
@@ -226,10 +155,17 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
                         hidden.add(memo["id"])
         pairs_page, next_slot = coll.page(start, size)
         total = coll.count()
-    items: list[Any] = [p for _, p in pairs_page if not (isinstance(p.get("id"), str) and p["id"] in hidden)]
+        content_read = bool(expand) or state.volatile_lists
+        items: list[Any] = [gather(coll, slot, p, expand=expand, content_read=content_read)
+                            for slot, p in pairs_page
+                            if not (isinstance(p.get("id"), str) and p["id"] in hidden)]
+    rng = read_rng()
+    items = [finish(state, spec_tid, obj, content_read=content_read, rng=rng) for obj in items]
+    if content_read:
+        rng.shuffle(items)  # within the page only, so paging stays complete
     if "select" in opts:
         fields = [f.strip() for f in opts["select"].split(",") if f.strip()]
-        items = [_project(p, fields) for p in items]
+        items = [_project(p, [*fields, *expand]) for p in items]
     if FaultKind.ITEM_WITHOUT_ID in kinds and items:
         items[0] = {k: v for k, v in items[0].items() if k != "id"}
     if FaultKind.NON_OBJECT_ITEM in kinds:
@@ -242,33 +178,26 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
     body["value"] = {"@odata.type": "#microsoft.graph.unexpectedObject"} if (
         FaultKind.MALFORMED_PAGE in kinds) else items
     if FaultKind.NEXTLINK_LOOP in kinds:
-        body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start)
+        body["@odata.nextLink"] = next_link(state, request, pairs, "skiptoken", start)
     elif next_slot is not None:
-        body["@odata.nextLink"] = _next_link(state, request, pairs, style, next_slot,
+        body["@odata.nextLink"] = next_link(state, request, pairs, style, next_slot,
                                              empty=FaultKind.EMPTY_PAGES in kinds)
     raw = json_bytes(body)
     if FaultKind.TRUNCATED_PAGE in kinds:
         raw = raw[: max(1, len(raw) // 2)]
     applied = ",".join(sorted(str(k) for k in kinds)) or None
     log["items"] = sum(1 for i in items if isinstance(i, dict))
-    return Response(200, raw, headers=_base_headers(request, request_id), content_type=GRAPH_CT,
+    return Response(200, raw, headers=base_headers(request, request_id), content_type=GRAPH_CT,
                     fault=applied, **log)
 
 
 def _customers(state: EmulatorState, request: Request, spec_customers: tuple[GdapCustomer, ...],
                opts: dict[str, str], pairs: list[tuple[str, str]], log: dict[str, Any]) -> Response:
     """One page of the partner's GDAP customers: `id` and `tenantId` are the customer's tenant id."""
-    start = 0
-    if "skiptoken" in opts:
-        decoded = decode_skiptoken(opts["skiptoken"])
-        if decoded is None:
-            return graph_error(request, 400, "Invalid $skiptoken value.", **log)
-        start = decoded[0]
-    size = CUSTOMERS.page_size
-    if "top" in opts:
-        if not opts["top"].isdigit() or int(opts["top"]) < 1:
-            return graph_error(request, 400, f"Invalid $top value '{opts['top'][:40]}'.", **log)
-        size = min(size, int(opts["top"]))
+    paged = window(request, opts, CUSTOMERS.page_size, log)
+    if isinstance(paged, Response):
+        return paged
+    start, size = paged
     chunk = spec_customers[start:start + size]
     items: list[Any] = [{"@odata.type": "#microsoft.graph.delegatedAdminCustomer", "id": c.tenant_id,
                          "tenantId": c.tenant_id, "displayName": c.display_name} for c in chunk]
@@ -280,32 +209,83 @@ def _customers(state: EmulatorState, request: Request, spec_customers: tuple[Gda
                             "value": {"@odata.type": "#microsoft.graph.unexpectedObject"}
                             if FaultKind.MALFORMED_PAGE in kinds else items}
     if FaultKind.NEXTLINK_LOOP in kinds:
-        body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start)
+        body["@odata.nextLink"] = next_link(state, request, pairs, "skiptoken", start)
     elif start + size < len(spec_customers):
-        body["@odata.nextLink"] = _next_link(state, request, pairs, "skiptoken", start + size)
+        body["@odata.nextLink"] = next_link(state, request, pairs, "skiptoken", start + size)
     raw = json_bytes(body)
     if FaultKind.TRUNCATED_PAGE in kinds:
         raw = raw[: max(1, len(raw) // 2)]
     log["items"] = len(chunk)
-    return Response(200, raw, headers=_base_headers(request, new_id()), content_type=GRAPH_CT,
+    return Response(200, raw, headers=base_headers(request, new_id()), content_type=GRAPH_CT,
                     fault=",".join(sorted(str(k) for k in kinds)) or None, **log)
 
 
 # --- entry point -------------------------------------------------------------------------------------
 
 
-def _resolve(rest: str) -> tuple[PolicyType | None, str | None]:
-    """(type, object id or None) for a path below the version segment."""
-    key = rest.strip("/").lower()
+@dataclass(frozen=True)
+class Route:
+    """What a Graph path below the version segment names."""
+
+    kind: str  # list | object | assignments | settings | plaintext | definitionValues | presentationValues
+    #            | customers | getByIds | group
+    ptype: PolicyType | None = None
+    object_id: str | None = None
+    extra: str | None = None  # the secretReferenceValueId of a plaintext call
+
+    @property
+    def scope(self) -> str | None:
+        """The policy-type key faults, rate-limit logging and the request log know this route by."""
+        if self.kind in ("getByIds", "group"):
+            return "group"
+        return self.ptype.key if self.ptype else None
+
+    @property
+    def method(self) -> str:
+        return "POST" if self.kind == "getByIds" else "GET"
+
+
+#: App protection policies are listed at managedAppPolicies but addressed per platform type.
+_APP_PROTECTION_PATHS = frozenset(f"deviceappmanagement/{p}" for p in (
+    "iosmanagedappprotections", "androidmanagedappprotections", "windowsmanagedappprotections",
+    "windowsinformationprotectionpolicies", "mdmwindowsinformationprotectionpolicies", "managedapppolicies"))
+_PLAINTEXT = re.compile(r"^getOmaSettingPlainTextValue\(secretReferenceValueId='([^']*)'\)$", re.IGNORECASE)
+_SUBRESOURCES = {"assignments": "assignments", "settings": "settings"}
+
+
+def route(rest: str) -> Route | None:
+    """The Route of a path below the version segment, or None (400 "Resource not found for the segment")."""
+    raw = rest.strip("/")
+    key = raw.lower()
     if key in _BY_PATH:
-        return _BY_PATH[key], None
+        return Route("list", _BY_PATH[key])
     if key == CUSTOMERS.path.lower():
-        return CUSTOMERS, None
-    head, _, tail = key.rpartition("/")
-    if head in _BY_PATH and tail:
-        original_tail = rest.strip("/").rpartition("/")[2]
-        return _BY_PATH[head], unquote(original_tail)
-    return None, None
+        return Route("customers", CUSTOMERS)
+    if key == "directoryobjects/getbyids":
+        return Route("getByIds")
+    parts = raw.split("/")
+    if len(parts) == 2 and parts[0].lower() == "groups" and parts[1]:
+        return Route("group", object_id=unquote(parts[1]))
+    for n in (2, 3):  # collection paths have two or three segments
+        head = "/".join(parts[:n]).lower()
+        ptype = _BY_PATH.get(head) or (REGISTRY["appProtectionPolicy"] if head in _APP_PROTECTION_PATHS
+                                       else None)
+        if ptype is None or len(parts) <= n or not parts[n]:
+            continue
+        object_id, tail = unquote(parts[n]), parts[n + 1:]
+        if not tail:
+            return Route("object", ptype, object_id)
+        if len(tail) == 1 and tail[0].lower() in _SUBRESOURCES:
+            return Route(_SUBRESOURCES[tail[0].lower()], ptype, object_id)
+        m = _PLAINTEXT.match(unquote(tail[0])) if len(tail) == 1 else None
+        if m:
+            return Route("plaintext", ptype, object_id, m.group(1))
+        if len(tail) == 1 and tail[0].lower() == "definitionvalues":
+            return Route("definitionValues", ptype, object_id)
+        nested = (tail[0].lower(), tail[2].lower()) if len(tail) == 3 else None
+        if nested == ("definitionvalues", "presentationvalues"):
+            return Route("presentationValues", ptype, object_id, unquote(tail[1]))
+    return None
 
 
 def handle_graph(state: EmulatorState, request: Request) -> Response:
@@ -317,14 +297,28 @@ def handle_graph(state: EmulatorState, request: Request) -> Response:
     claims, problem = verify_token(state, token)
     if claims is None:
         return graph_error(request, 401, problem)
+    if rest.strip("/").lower() == "$batch":
+        from .batch import handle_batch  # batch re-enters serve() for every inner request
+
+        return handle_batch(state, request, claims, version)
+    return serve(state, request, claims, version, rest)
+
+
+def serve(state: EmulatorState, request: Request, claims: dict[str, Any], version: str, rest: str,
+          batch: str | None = None) -> Response:
+    """Answer one authenticated Graph request (a plain one, or one inner request of a $batch).
+
+    Order of checks: route, method, rate limit, error faults, licence, then the endpoint (and its page
+    faults). Every request that reaches the rate limiter counts against the tenant's window.
+    """
     tid, client_id = claims["tid"], claims.get("appid")
-    ptype, object_id = _resolve(rest)
+    target = route(rest)
     log: dict[str, Any] = {"endpoint": "graph", "tenant_id": tid, "client_id": client_id,
-                           "policy_type": ptype.key if ptype else None}
-    if ptype is None:
+                           "policy_type": target.scope if target else None, "batch": batch}
+    if target is None:
         segment = rest.strip("/").split("/")[-1] or rest
         return graph_error(request, 400, f"Resource not found for the segment '{segment[:80]}'.", **log)
-    if request.method != "GET":
+    if request.method != target.method:
         return graph_error(request, 405, "The requested method is not supported by the emulator.", **log)
     spec = state.tenants.get(tid)
     if spec is None:
@@ -333,32 +327,42 @@ def handle_graph(state: EmulatorState, request: Request) -> Response:
     limited, wait, send_header = state.rate_limited(spec)
     if limited:
         retry_after = f"{wait:.3f}".rstrip("0").rstrip(".") if send_header else None
-        msg = _intune_message("Too many requests", new_id(), None)
+        msg = intune_message("Too many requests", new_id(), None)
         resp = graph_error(request, 429, msg, retry_after=retry_after, **log)
         resp.fault = "rate_limit"
         return resp
-    fault = state.faults.first(GRAPH_ERROR_KINDS, tid, ptype.key)
+    fault = state.faults.first(GRAPH_ERROR_KINDS, tid, target.scope)
     if fault is not None:
-        return _fault_response(request, fault, ptype, **log)
-    if not spec.licensed and ptype.key not in NOT_INTUNE:
+        return _fault_response(request, fault, target.ptype or _GROUP_SCOPE, **log)
+    if not spec.licensed and target.scope not in NOT_INTUNE:
         return graph_error(request, 400, "Request not applicable to target tenant.", **log)
 
-    pairs, opts = _options(request.query)
-    if ptype is CUSTOMERS:
+    pairs, opts = options(request.query)
+    if target.kind == "customers":
         return _customers(state, request, spec.customers, opts, pairs, log)
-    if object_id is not None:
-        with state.lock:
-            coll = state.collection(tid, ptype.key)
-            slot = coll.slot_of(object_id)
-            item = coll.payload_at(slot) if slot is not None else None
-        if item is None:
-            return graph_error(request, 404, _intune_message("Resource not found", new_id())
-                               if ptype.key not in NOT_INTUNE else "Resource not found.", **log)
-        item["@odata.context"] = f"{state.base_url}/{version}/$metadata#{ptype.path}/$entity"
-        log["items"] = 1
-        return Response(200, json_bytes(item), headers=_base_headers(request, new_id()),
-                        content_type=GRAPH_CT, **log)
+    if target.kind == "getByIds":
+        return get_by_ids(state, request, tid, opts, version, log)
+    if target.kind == "group":
+        return get_group(state, request, tid, target.object_id or "", opts, version, log)
+    ptype, object_id = target.ptype, target.object_id or ""
+    assert ptype is not None
+    if target.kind == "object":
+        return serve_object(state, request, tid, ptype, object_id, opts, version, log)
+    if target.kind == "assignments":
+        return serve_assignments(state, request, tid, ptype, object_id, version, log)
+    if target.kind == "settings":
+        return serve_settings(state, request, tid, ptype, object_id, opts, pairs, version, log)
+    if target.kind == "plaintext":
+        return serve_plaintext(state, request, tid, ptype, object_id, target.extra or "", log)
+    if target.kind == "definitionValues":
+        return serve_definition_values(state, request, tid, ptype, object_id, opts, version, log)
+    if target.kind == "presentationValues":
+        return serve_presentation_values(state, request, tid, ptype, object_id, target.extra or "", opts,
+                                         version, log)
     if "filter" in opts and ptype.key == "autopilotDeploymentProfile":
-        return graph_error(request, 400, _intune_message("Filtering is not supported on this resource",
-                                                         new_id()), **log)
-    return _page(state, request, tid, ptype, opts, pairs, log)
+        return graph_error(request, 400, intune_message("Filtering is not supported on this resource",
+                                                        new_id()), **log)
+    expand, problem = parse_expand(opts, ptype)
+    if problem:
+        return graph_error(request, 400, problem, **log)
+    return _page(state, request, tid, ptype, opts, pairs, log, expand)

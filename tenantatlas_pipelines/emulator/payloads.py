@@ -14,6 +14,7 @@ import hashlib
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -37,23 +38,78 @@ _LONG = "Very long policy name that somebody pasted from a change ticket with al
 
 
 def object_digest(seed: int, tenant_id: str, policy_type: str, index: Index) -> bytes:
-    """The 32 bytes every property of one object is derived from (stable across processes)."""
+    """The 32 bytes an object's *ids* are derived from: tenant-specific (stable across processes)."""
     return hashlib.sha256(f"{seed}|{tenant_id}|{policy_type}|{index}".encode()).digest()
+
+
+def content_digest(seed: int, policy_type: str, index: Index, part: str = "") -> bytes:
+    """The 32 bytes an object's *content* is derived from: the same in every tenant.
+
+    Names, settings and the shape of assignments do not depend on the tenant while every id does, so
+    two tenants of the same sizes look like one baseline deployed twice (what cross-tenant compare needs).
+    """
+    return hashlib.sha256(f"{seed}|{policy_type}|{index}|{part}".encode()).digest()
 
 
 def _guid(digest: bytes) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
+def scope_tag_id(seed: int, tenant_id: str, index: Index) -> str:
+    """Scope tags have small numeric ids, as in real Intune: "0" is the built-in Default in every
+    tenant; the others are numbered from a per-tenant base, so the same tag differs by id across tenants."""
+    if index == 0:
+        return "0"
+    if isinstance(index, int):
+        base = 100 * (1 + int.from_bytes(object_digest(seed, tenant_id, "roleScopeTag", "base")[:2], "big")
+                      % 9000)
+        return str(base + index)
+    return str(1_000_000 + int.from_bytes(object_digest(seed, tenant_id, "roleScopeTag", index)[:3], "big"))
+
+
 def object_id(seed: int, tenant_id: str, policy_type: str, index: Index) -> str:
     """The Graph `id` of one object. Scope tags have small numeric ids, as in real Intune."""
-    digest = object_digest(seed, tenant_id, policy_type, index)
     if policy_type == "roleScopeTag":
-        return str(index) if isinstance(index, int) else str(1000 + int.from_bytes(digest[:3], "big"))
+        return scope_tag_id(seed, tenant_id, index)
+    digest = object_digest(seed, tenant_id, policy_type, index)
     if policy_type == "enrollmentConfiguration" and index in (0, 1, 2):
         suffix = ("DefaultPlatformRestrictions", "DefaultLimit", "DefaultWindowsHelloForBusiness")[index]
         return f"{_guid(digest)}_{suffix}"
     return _guid(digest)
+
+
+def group_id(seed: int, tenant_id: str, index: Index) -> str:
+    """The Entra object id of a generated group (tenant-specific, like every id)."""
+    return _guid(object_digest(seed, tenant_id, "group", index))
+
+
+@dataclass(frozen=True)
+class Refs:
+    """What an object may reference in its tenant: how many generated scope tags, assignment filters,
+    groups and apps there are. Content picks references by index (the same in every tenant); this turns
+    an index into the tenant's id. Counts are the generated sizes, so removing a referenced object leaves
+    a dangling reference, as deleting it in Intune would."""
+
+    seed: int
+    tenant_id: str
+    scope_tags: int = 5
+    filters: int = 10
+    groups: int = 40
+    apps: int = 90
+
+    def scope_tag(self, pick: int) -> str:
+        return scope_tag_id(self.seed, self.tenant_id, 1 + pick % max(1, self.scope_tags - 1))
+
+    def filter(self, pick: int) -> str | None:
+        if self.filters < 1:
+            return None
+        return object_id(self.seed, self.tenant_id, "assignmentFilter", pick % self.filters)
+
+    def group(self, pick: int) -> str:
+        return group_id(self.seed, self.tenant_id, pick % max(1, self.groups))
+
+    def app(self, pick: int) -> str:
+        return object_id(self.seed, self.tenant_id, "mobileApp", pick % max(1, self.apps))
 
 
 @lru_cache(maxsize=8)
@@ -81,8 +137,12 @@ def _name(r: random.Random, index: Index) -> str:
     return f"{base} {index}" if isinstance(index, int) else f"{base} ({index})"
 
 
-def _scope_tags(r: random.Random) -> list[str]:
-    return ["0"] if r.random() < 0.7 else sorted({"0", str(r.randrange(1, 6))})
+def _scope_tags(r: random.Random, refs: Refs) -> list[str]:
+    # Always the same two draws, whatever the tenant's size: content stays identical across tenants.
+    roll, pick = r.random(), r.randrange(1 << 16)
+    if roll < 0.7 or refs.scope_tags <= 1:
+        return ["0"]
+    return ["0", refs.scope_tag(pick)]
 
 
 def _times(r: random.Random) -> tuple[str, str]:
@@ -90,31 +150,54 @@ def _times(r: random.Random) -> tuple[str, str]:
     return _iso(created), _iso(_ts(r, created) if r.random() < 0.8 else created)
 
 
-# --- per-type builders: (rng, base payload) -> payload -------------------------------------------------
+# --- per-type builders: (rng, base payload, tenant refs) -> payload -------------------------------------
+
+_OMA_AREAS = ("Defender", "Browser", "DeviceLock", "Update", "Experience", "Privacy", "Start", "WiFi")
 
 
-def _device_configuration(r: random.Random, p: Payload) -> Payload:
+def _oma_setting(r: random.Random, i: int, encrypted: bool = False) -> Payload:
+    """One OMA-URI setting. An encrypted one holds its secret in plain text here; graph.py serves it as
+    ciphertext with a fresh secretReferenceValueId on every read, as Intune re-encrypts it."""
+    area = r.choice(_OMA_AREAS)
+    uri = f"./Device/Vendor/MSFT/Policy/Config/{area}/Custom{i}"
+    if encrypted or r.random() < 0.25:
+        return {"@odata.type": "#microsoft.graph.omaSettingString", "displayName": f"{area} secret {i}",
+                "description": None, "omaUri": uri, "secretReferenceValueId": None, "isEncrypted": True,
+                "value": f"{SECRET_PREFIX}OMA-{r.getrandbits(64):016x}"}
+    kind = r.choice(("string", "integer", "boolean"))
+    value: Any = {"string": f"<enabled/><data id=\"{area}\" value=\"{r.randrange(1000)}\"/>",
+                  "integer": r.randrange(0, 3600), "boolean": r.random() < 0.5}[kind]
+    return {"@odata.type": f"#microsoft.graph.omaSetting{kind.capitalize()}", "displayName": f"{area} {i}",
+            "description": None, "omaUri": uri, "secretReferenceValueId": None, "isEncrypted": False,
+            "value": value}
+
+
+
+def _device_configuration(r: random.Random, p: Payload, refs: Refs) -> Payload:
     kind = r.choice(("custom", "wifi", "general", "vpn", "macos"))
     created, modified = _times(r)
     p.update(createdDateTime=created, lastModifiedDateTime=modified, version=r.randrange(1, 40),
-             roleScopeTagIds=_scope_tags(r), supportsScopeTags=True, description="",
+             roleScopeTagIds=_scope_tags(r, refs), supportsScopeTags=True, description="",
              deviceManagementApplicabilityRuleOsEdition=None)
     if kind == "custom":
         p["@odata.type"] = "#microsoft.graph.windows10CustomConfiguration"
-        p["omaSettings"] = [
-            {"@odata.type": "#microsoft.graph.omaSettingString", "displayName": f"Setting {i}",
-             "description": None, "omaUri": f"./Device/Vendor/MSFT/Policy/Config/Custom/Setting{i}",
-             "secretReferenceValueId": None, "isEncrypted": False,
-             "value": f"{SECRET_PREFIX}OMA-{r.getrandbits(64):016x}"}
-            for i in range(r.randrange(1, 4))
-        ]
+        p["omaSettings"] = [_oma_setting(r, i) for i in range(r.randrange(2, 6))]
+        if not any(o["isEncrypted"] for o in p["omaSettings"]) and r.random() < 0.5:
+            p["omaSettings"].append(_oma_setting(r, 9, encrypted=True))
     elif kind == "wifi":
         p["@odata.type"] = "#microsoft.graph.androidDeviceOwnerWiFiConfiguration"
         p.update(networkName=f"corp-{r.randrange(100)}", ssid="CORP", wiFiSecurityType="wpaPersonal",
-                 preSharedKey=f"{SECRET_PREFIX}PSK-{r.getrandbits(48):012x}", preSharedKeyIsSet=True)
+                 connectAutomatically=True, connectWhenNetworkNameIsHidden=r.random() < 0.3,
+                 proxySettings="none", preSharedKey=f"{SECRET_PREFIX}PSK-{r.getrandbits(48):012x}",
+                 preSharedKeyIsSet=True)
     elif kind == "vpn":
         p["@odata.type"] = "#microsoft.graph.windows10VpnConfiguration"
-        p.update(connectionName="Corp VPN", servers=[{"address": "vpn.example.com", "isDefaultServer": True}],
+        p.update(connectionName="Corp VPN", connectionType=r.choice(("ciscoAnyConnect", "pulseSecure",
+                                                                     "microsoftAlwaysOn")),
+                 servers=[{"address": f"vpn{i}.example.com", "description": f"Gateway {i}",
+                           "isDefaultServer": i == 0} for i in range(r.randrange(1, 4))],
+                 dnsSuffixes=["corp.example.com", "example.local"][: r.randrange(1, 3)],
+                 enableSplitTunneling=r.random() < 0.5, rememberUserCredentials=True,
                  password=f"{SECRET_PREFIX}PWD-{r.getrandbits(48):012x}", userName="vpnsvc")
     elif kind == "macos":
         p["@odata.type"] = "#microsoft.graph.macOSCustomConfiguration"
@@ -122,23 +205,26 @@ def _device_configuration(r: random.Random, p: Payload) -> Payload:
                  payload=blob(3000, "mobileconfig"))
     else:
         p["@odata.type"] = "#microsoft.graph.windows10GeneralConfiguration"
-        p.update(passwordRequired=r.random() < 0.5, defenderScanType="userDefined",
+        p.update(passwordRequired=r.random() < 0.5, passwordMinimumLength=r.choice((6, 8, 12, 14)),
+                 defenderScanType="userDefined", defenderScheduledScanTime=r.choice(("02:00:00", "12:00:00")),
+                 defenderFileExtensionsToExclude=r.sample(("tmp", "log", "bak", "iso", "vhdx"), 2),
+                 edgeHomepageUrls=["https://intranet.example.com", "https://portal.example.com"],
                  edgeBlockPopups=True, experienceBlockDeviceDiscovery=False, futureSettingX17=None)
     return p
 
 
-def _compliance(r: random.Random, p: Payload) -> Payload:
+def _compliance(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": r.choice(("#microsoft.graph.windows10CompliancePolicy",
                                        "#microsoft.graph.iosCompliancePolicy",
                                        "#microsoft.graph.androidWorkProfileCompliancePolicy")),
               "createdDateTime": created, "lastModifiedDateTime": modified, "version": r.randrange(1, 20),
-              "roleScopeTagIds": _scope_tags(r), "description": None, "passwordRequired": True,
+              "roleScopeTagIds": _scope_tags(r, refs), "description": None, "passwordRequired": True,
               "passwordMinimumLength": r.choice((6, 8, 12)), "osMinimumVersion": "10.0.19045"})
     return p
 
 
-def _settings_catalog(r: random.Random, p: Payload) -> Payload:
+def _settings_catalog(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     family = r.choice(("none", "endpointSecurityAntivirus", "baseline", "endpointSecurityFirewall"))
     p.update({"@odata.type": "#microsoft.graph.deviceManagementConfigurationPolicy",
@@ -146,26 +232,26 @@ def _settings_catalog(r: random.Random, p: Payload) -> Payload:
               "platforms": r.choice(("windows10", "macOS", "iOS", "windows10, macOS")),
               "technologies": r.choice(("mdm", "mdm,microsoftSense", "configManager")),
               "settingCount": r.randrange(1, 200), "creationSource": None, "isAssigned": r.random() < 0.6,
-              "roleScopeTagIds": _scope_tags(r), "priorityMetaData": None,
+              "roleScopeTagIds": _scope_tags(r, refs), "priorityMetaData": None,
               "templateReference": {
                   "templateId": "" if family == "none" else f"{_guid(r.randbytes(16))}_1",
                   "templateFamily": family, "templateDisplayName": None, "templateDisplayVersion": None}})
     return p
 
 
-def _group_policy(r: random.Random, p: Payload) -> Payload:
+def _group_policy(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.groupPolicyConfiguration", "createdDateTime": created,
-              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r), "description": "",
+              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r, refs), "description": "",
               "policyConfigurationIngestionType": r.choice(("builtIn", "custom", "mixed"))})
     return p
 
 
-def _intent(r: random.Random, p: Payload) -> Payload:
+def _intent(r: random.Random, p: Payload, refs: Refs) -> Payload:
     p.update({"@odata.type": "#microsoft.graph.deviceManagementIntent", "description": "",
               "isAssigned": r.random() < 0.5, "isMigratingToConfigurationPolicy": False,
               "lastModifiedDateTime": _iso(_ts(r)), "templateId": _guid(r.randbytes(16)),
-              "roleScopeTagIds": _scope_tags(r)})
+              "roleScopeTagIds": _scope_tags(r, refs)})
     return p
 
 
@@ -173,11 +259,11 @@ _CATALOGUE = ("Microsoft Outlook", "Microsoft Teams", "Microsoft Edge", "Microso
               "Microsoft OneDrive", "Microsoft Word", "Microsoft Excel", "Company Portal")
 
 
-def _mobile_app(r: random.Random, p: Payload) -> Payload:
+def _mobile_app(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update(createdDateTime=created, lastModifiedDateTime=modified, description="", developer="",
              owner="", notes="", privacyInformationUrl=None, informationUrl=None, isFeatured=False,
-             publishingState="published", roleScopeTagIds=_scope_tags(r), dependentAppCount=0,
+             publishingState="published", roleScopeTagIds=_scope_tags(r, refs), dependentAppCount=0,
              supersedingAppCount=0, supersededAppCount=0, uploadState=1, largeIcon=None)
     if r.random() < 0.2:  # Microsoft's store catalogue, listed in every tenant
         p["@odata.type"] = r.choice(("#microsoft.graph.managedIOSStoreApp",
@@ -196,65 +282,71 @@ def _mobile_app(r: random.Random, p: Payload) -> Payload:
     return p
 
 
-def _app_protection(r: random.Random, p: Payload) -> Payload:
+def _app_protection(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": r.choice(("#microsoft.graph.iosManagedAppProtection",
                                        "#microsoft.graph.androidManagedAppProtection",
                                        "#microsoft.graph.windowsInformationProtectionPolicy")),
               "createdDateTime": created, "lastModifiedDateTime": modified, "description": "",
-              "roleScopeTagIds": _scope_tags(r), "isAssigned": r.random() < 0.8,
+              "roleScopeTagIds": _scope_tags(r, refs), "isAssigned": r.random() < 0.8,
               # A string, as Graph sends it: an ETag-like value, not a number.
               "version": f'"{_guid(r.randbytes(16))[:8]}-0000-0d00-0000-{r.getrandbits(48):012x}"',
               "periodOfflineBeforeAccessCheck": "PT12H", "pinRequired": True, "minimumPinLength": 4})
     return p
 
 
-def _app_configuration(r: random.Random, p: Payload) -> Payload:
+def _app_configuration(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": r.choice(("#microsoft.graph.iosMobileAppConfiguration",
                                        "#microsoft.graph.androidManagedStoreAppConfiguration")),
               "createdDateTime": created, "lastModifiedDateTime": modified, "version": r.randrange(1, 9),
-              "roleScopeTagIds": _scope_tags(r), "targetedMobileApps": [_guid(r.randbytes(16))],
+              "roleScopeTagIds": _scope_tags(r, refs), "targetedMobileApps": [refs.app(r.randrange(1 << 16))],
               "settings": [{"appConfigKey": "clientSecret", "appConfigKeyType": "stringType",
-                            "appConfigKeyValue": f"{SECRET_PREFIX}APPCFG-{r.getrandbits(48):012x}"}],
+                            "appConfigKeyValue": f"{SECRET_PREFIX}APPCFG-{r.getrandbits(48):012x}"},
+                           {"appConfigKey": "AllowedTenantIds", "appConfigKeyType": "stringType",
+                            "appConfigKeyValue": refs.tenant_id},
+                           {"appConfigKey": "SyncIntervalMinutes", "appConfigKeyType": "integerType",
+                            "appConfigKeyValue": str(r.choice((15, 30, 60)))}],
               "clientSecret": f"{SECRET_PREFIX}CS-{r.getrandbits(64):016x}"})
     return p
 
 
-def _enrollment(r: random.Random, p: Payload) -> Payload:
+def _enrollment(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": r.choice(("#microsoft.graph.deviceEnrollmentLimitConfiguration",
                                        "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration",
                                        "#microsoft.graph.deviceEnrollmentPlatformRestrictionsConfiguration")),
               "createdDateTime": created, "lastModifiedDateTime": modified, "version": r.randrange(1, 9),
-              "priority": r.randrange(0, 20), "roleScopeTagIds": _scope_tags(r), "description": "",
+              "priority": r.randrange(0, 20), "roleScopeTagIds": _scope_tags(r, refs), "description": "",
               "deviceEnrollmentConfigurationType": "limit"})
     return p
 
 
-def _autopilot(r: random.Random, p: Payload) -> Payload:
+def _autopilot(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
-              "createdDateTime": created, "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r),
-              "language": "os-default", "deviceNameTemplate": "CORP-%SERIAL%", "deviceType": "windowsPc",
+              "createdDateTime": created, "lastModifiedDateTime": modified,
+              "roleScopeTagIds": _scope_tags(r, refs), "language": "os-default",
+              "deviceNameTemplate": "CORP-%SERIAL%", "deviceType": "windowsPc",
               "enableWhiteGlove": True, "extractHardwareHash": False})
     return p
 
 
-def _script(r: random.Random, p: Payload) -> Payload:
+def _script(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.deviceManagementScript", "createdDateTime": created,
-              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r), "runAsAccount": "system",
+              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r, refs),
+              "runAsAccount": "system",
               "fileName": f"script{r.randrange(100)}.ps1", "enforceSignatureCheck": False,
               "runAs32Bit": False, "scriptContent": blob(4000, "ps1")})
     return p
 
 
-def _health_script(r: random.Random, p: Payload) -> Payload:
+def _health_script(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     is_global = r.random() < 0.25  # Microsoft's read-only scripts, present in every tenant
     p.update({"@odata.type": "#microsoft.graph.deviceHealthScript", "createdDateTime": created,
-              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r), "version": "1",
+              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r, refs), "version": "1",
               "publisher": "Microsoft" if is_global else "Contoso IT", "isGlobalScript": is_global,
               "runAsAccount": "system", "deviceHealthScriptType": "deviceHealthScript",
               "detectionScriptContent": blob(1500, "detect"), "remediationScriptContent": blob(1500, "fix"),
@@ -262,26 +354,26 @@ def _health_script(r: random.Random, p: Payload) -> Payload:
     return p
 
 
-def _feature_update(r: random.Random, p: Payload) -> Payload:
+def _feature_update(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.windowsFeatureUpdateProfile", "createdDateTime": created,
-              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r), "description": "",
+              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r, refs), "description": "",
               "featureUpdateVersion": r.choice(("Windows 11, version 23H2", "Windows 10, version 22H2")),
               "deployableContentDisplayName": "Windows 11, version 23H2", "endOfSupportDate": None})
     return p
 
 
-def _quality_update(r: random.Random, p: Payload) -> Payload:
+def _quality_update(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.windowsQualityUpdateProfile", "createdDateTime": created,
-              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r), "description": "",
+              "lastModifiedDateTime": modified, "roleScopeTagIds": _scope_tags(r, refs), "description": "",
               "releaseDateDisplayName": "March 2024", "deployableContentDisplayName": "2024.03 B",
               "expeditedUpdateSettings": {"qualityUpdateRelease": "2024-03-12T00:00:00Z",
                                           "daysUntilForcedReboot": 1}})
     return p
 
 
-def _scope_tag(r: random.Random, p: Payload) -> Payload:
+def _scope_tag(r: random.Random, p: Payload, refs: Refs) -> Payload:
     built_in = p["id"] == "0"
     p.update({"@odata.type": "#microsoft.graph.roleScopeTag", "description": "",
               "isBuiltIn": built_in})
@@ -290,24 +382,35 @@ def _scope_tag(r: random.Random, p: Payload) -> Payload:
     return p
 
 
-def _assignment_filter(r: random.Random, p: Payload) -> Payload:
+_FILTER_RULES = {
+    "windows10AndLater": ('(device.osVersion -startsWith "10.0.2")',
+                          '(device.deviceOwnership -eq "Corporate")',
+                          '(device.manufacturer -eq "Microsoft") or (device.model -contains "Surface")'),
+    "iOS": ('(device.osVersion -startsWith "17")', '(device.deviceCategory -eq "Kiosk")'),
+    "androidForWork": ('(device.manufacturer -in ["Samsung", "Google"])',),
+    "macOS": ('(device.osVersion -startsWith "14")', '(device.enrollmentProfileName -eq "DEP")'),
+}
+
+
+def _assignment_filter(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.deviceAndAppManagementAssignmentFilter",
               "createdDateTime": created, "lastModifiedDateTime": modified, "description": "",
-              "platform": r.choice(("windows10AndLater", "iOS", "androidForWork", "macOS")),
-              "rule": '(device.osVersion -startsWith "10.0")', "roleScopeTags": _scope_tags(r),
+              "platform": (platform := r.choice(("windows10AndLater", "iOS", "androidForWork", "macOS"))),
+              "rule": _FILTER_RULES[platform][r.randrange(len(_FILTER_RULES[platform]))],
+              "roleScopeTags": _scope_tags(r, refs),
               "assignmentFilterManagementType": "devices", "payloads": []})
     return p
 
 
-def _notification(r: random.Random, p: Payload) -> Payload:
+def _notification(r: random.Random, p: Payload, refs: Refs) -> Payload:
     p.update({"@odata.type": "#microsoft.graph.notificationMessageTemplate",
               "lastModifiedDateTime": _iso(_ts(r)), "defaultLocale": "en-us", "brandingOptions": "none",
-              "roleScopeTagIds": _scope_tags(r), "description": None})
+              "roleScopeTagIds": _scope_tags(r, refs), "description": None})
     return p
 
 
-def _terms(r: random.Random, p: Payload) -> Payload:
+def _terms(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created, modified = _times(r)
     p.update({"@odata.type": "#microsoft.graph.termsAndConditions", "createdDateTime": created,
               "lastModifiedDateTime": modified, "version": r.randrange(1, 5), "roleScopeTagIds": ["0"],
@@ -315,7 +418,7 @@ def _terms(r: random.Random, p: Payload) -> Payload:
     return p
 
 
-def _conditional_access(r: random.Random, p: Payload) -> Payload:
+def _conditional_access(r: random.Random, p: Payload, refs: Refs) -> Payload:
     created = _ts(r)
     p.update({"@odata.type": "#microsoft.graph.conditionalAccessPolicy", "createdDateTime": _iso(created),
               # Never-edited policies have a null modifiedDateTime, as in real tenants.
@@ -323,7 +426,9 @@ def _conditional_access(r: random.Random, p: Payload) -> Payload:
               "state": r.choice(("enabled", "disabled", "enabledForReportingButNotEnforced")),
               "templateId": None if r.random() < 0.8 else _guid(r.randbytes(16)),
               "sessionControls": None, "partialEnablementStrategy": None,
-              "conditions": {"users": {"includeUsers": ["All"], "excludeGroups": [_guid(r.randbytes(16))]},
+              "conditions": {"users": {"includeUsers": ["All"], "excludeUsers": [],
+                                       "includeGroups": [],
+                                       "excludeGroups": [refs.group(r.randrange(1 << 16))]},
                              "applications": {"includeApplications": ["All"]},
                              "clientAppTypes": ["all"], "platforms": None, "locations": None},
               "grantControls": {"operator": "OR", "builtInControls": ["mfa"],
@@ -331,7 +436,7 @@ def _conditional_access(r: random.Random, p: Payload) -> Payload:
     return p
 
 
-BUILDERS: dict[str, Callable[[random.Random, Payload], Payload]] = {
+BUILDERS: dict[str, Callable[[random.Random, Payload, Refs], Payload]] = {
     "deviceConfiguration": _device_configuration,
     "deviceCompliancePolicy": _compliance,
     "settingsCatalogPolicy": _settings_catalog,
@@ -355,11 +460,28 @@ BUILDERS: dict[str, Callable[[random.Random, Payload], Payload]] = {
 assert set(BUILDERS) == set(REGISTRY), "every registry type needs a payload builder"
 
 
-def generate(seed: int, tenant_id: str, policy_type: str, index: Index) -> Payload:
-    """The full list payload of one object, as Graph would send it in a collection page."""
-    digest = object_digest(seed, tenant_id, policy_type, index)
-    r = random.Random(digest)
+#: Settings per settings-catalog policy (inclusive range): what a real baseline-sized policy carries.
+SETTINGS_PER_POLICY = (20, 60)
+
+
+def setting_count(seed: int, index: Index) -> int:
+    """How many top-level settings settings-catalog policy `index` has (catalog.py builds them)."""
+    lo, hi = SETTINGS_PER_POLICY
+    return random.Random(content_digest(seed, "settingsCatalogPolicy", index, "settings")).randint(lo, hi)
+
+
+def generate(seed: int, tenant_id: str, policy_type: str, index: Index, refs: Refs | None = None) -> Payload:
+    """The full list payload of one object, as Graph would send it in a collection page.
+
+    `refs` sizes the tenant's scope tags, filters, groups and apps the object may reference (default:
+    DEFAULT_SIZES-like counts); pass the tenant's (`data.refs_of`) to get what the emulator serves.
+    """
+    refs = refs or Refs(seed, tenant_id)
+    r = random.Random(content_digest(seed, policy_type, index))
     name_field = REGISTRY[policy_type].name_field
     payload: Payload = {"@odata.type": "", "id": object_id(seed, tenant_id, policy_type, index),
                         name_field: _name(r, index)}
-    return BUILDERS[policy_type](r, payload)
+    payload = BUILDERS[policy_type](r, payload, refs)
+    if policy_type == "settingsCatalogPolicy":
+        payload["settingCount"] = setting_count(seed, index)
+    return payload

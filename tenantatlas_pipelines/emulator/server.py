@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from . import scenario
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import handle_admin
 from .certs import TlsFiles, make_tls_files, server_context
@@ -316,6 +317,63 @@ class Emulator:
     def objects(self, tenant_id: str, policy_type: str) -> list[dict[str, Any]]:
         """The current payloads, in listing order, without any fault applied."""
         return self.state.objects(tenant_id, policy_type)
+
+    # --- content scripting (scenario.py; the same names exist on EmulatorClient) ---------------------
+
+    def entity(self, tenant_id: str, policy_type: str, external_id: str) -> dict[str, Any]:
+        """The stored object with `assignments` (and `settings`), secrets in clear, nothing volatile."""
+        return scenario.entity(self.state, tenant_id, policy_type, external_id)
+
+    def update_object(self, tenant_id: str, policy_type: str, external_id: str,
+                      fields: dict[str, Any]) -> dict[str, Any]:
+        """Merge top-level fields (``assignments``/``settings`` replace those lists)."""
+        return scenario.update_object(self.state, tenant_id, policy_type, external_id, fields)
+
+    def rename_object(self, tenant_id: str, policy_type: str, external_id: str, name: str) -> dict[str, Any]:
+        return scenario.rename_object(self.state, tenant_id, policy_type, external_id, name)
+
+    def set_setting(self, tenant_id: str, policy_type: str, external_id: str, key: str,
+                    value: Any) -> dict[str, Any]:
+        """Change one setting: a settingDefinitionId (settings catalog), an omaUri, or a property name."""
+        return scenario.set_setting(self.state, tenant_id, policy_type, external_id, key, value)
+
+    def assignments(self, tenant_id: str, policy_type: str, external_id: str) -> list[dict[str, Any]]:
+        return scenario.assignments(self.state, tenant_id, policy_type, external_id)
+
+    def add_assignment(self, tenant_id: str, policy_type: str, external_id: str, kind: str, *,
+                       group_id: str | None = None, filter_id: str | None = None, filter_type: str = "none",
+                       intent: str | None = None) -> dict[str, Any]:
+        """kind: group | exclude | allDevices | allLicensedUsers; filter_type: include | exclude | none."""
+        return scenario.add_assignment(self.state, tenant_id, policy_type, external_id, kind,
+                                       group_id=group_id, filter_id=filter_id, filter_type=filter_type,
+                                       intent=intent)
+
+    def remove_assignment(self, tenant_id: str, policy_type: str, external_id: str, target: str) -> int:
+        """Remove by assignment id, group id, or "allDevices"/"allLicensedUsers"; returns how many."""
+        return scenario.remove_assignment(self.state, tenant_id, policy_type, external_id, target)
+
+    def settings(self, tenant_id: str, external_id: str) -> list[dict[str, Any]]:
+        return scenario.settings(self.state, tenant_id, external_id)
+
+    def groups(self, tenant_id: str) -> list[dict[str, Any]]:
+        return scenario.groups(self.state, tenant_id)
+
+    def add_group(self, tenant_id: str, fields: dict[str, Any] | None = None) -> str:
+        return scenario.add_group(self.state, tenant_id, fields)
+
+    def update_group(self, tenant_id: str, group_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return scenario.update_group(self.state, tenant_id, group_id, fields)
+
+    def remove_group(self, tenant_id: str, group_id: str) -> None:
+        scenario.remove_group(self.state, tenant_id, group_id)
+
+    def reencrypt(self) -> None:
+        """Rotate the secret-encryption key (every read re-encrypts anyway)."""
+        self.state.vault.rotate()
+
+    def set_volatile_lists(self, on: bool) -> None:
+        """On: plain listings vary like content reads (volatile fields, array order)."""
+        self.state.volatile_lists = on
 
     def register_certificate(self, cert_pem: bytes | str) -> str:
         """Register an app certificate: from then on client assertions must be signed by one. Returns

@@ -9,17 +9,20 @@ yields every page or raises a GraphError, never ends early without saying so.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import random
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -52,6 +55,26 @@ _TENANT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
 # do not start with '.', so neither a query string nor '..' can be smuggled into the URL.
 _COLLECTION_PATH = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 GRAPH_API_VERSIONS = ("v1.0", "beta")
+
+
+# How a 2xx body is decoded: a collection page by default, a $batch answer for batches.
+_Decode = Callable[[Iterable[bytes], str], tuple[list[Any], str | None]]
+BATCH_LIMIT = 20  # requests per $batch (Graph's limit)
+
+
+def _decode_batch(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | None]:
+    """The inner responses of a `$batch` answer, or GRAPH_INVALID_RESPONSE."""
+    try:
+        doc = json.loads(b"".join(chunks))
+    except ValueError:
+        raise GraphError(ErrorCode.GRAPH_INVALID_RESPONSE, f"POST {safe_url(url)} returned a body that is "
+                         "not valid JSON") from None
+    responses = doc.get("responses") if isinstance(doc, dict) else None
+    if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
+        raise GraphError(
+            ErrorCode.GRAPH_INVALID_RESPONSE, f"POST {safe_url(url)} returned no 'responses' list"
+        )
+    return responses, None
 
 
 def _checked_tenant(tenant_id: str) -> str:
@@ -198,16 +221,104 @@ class GraphClient:
         self._tokens.token(_checked_tenant(tenant_id))
 
     def iter_pages(
-        self, tenant_id: str, policy_type_key: str, *, stats: RequestStats | None = None
+        self,
+        tenant_id: str,
+        policy_type_key: str,
+        *,
+        stats: RequestStats | None = None,
+        query: Mapping[str, str] | None = None,
+        full_strings: bool = False,
     ) -> Iterator[Page]:
         """Every page of the type's collection for the tenant, following nextLinks verbatim.
 
+        `query` adds options to the first request (e.g. `{"$expand": "assignments"}`; nextLinks repeat
+        them); `full_strings` keeps long strings whole instead of cutting them (snapshots keep content).
         Raises GraphError when the collection cannot be read completely (after retries where they
         make sense); pages already yielded stay valid, but the read as a whole is incomplete.
         """
         _checked_tenant(tenant_id)
         policy_type = get_policy_type(policy_type_key)
-        yield from self._iter_url(tenant_id, first_url(self.settings.graph_url, policy_type), stats)
+        url = first_url(self.settings.graph_url, policy_type)
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(dict(query), quote_via=quote, safe="$,'()")
+        decode = functools.partial(decode_page, max_string_chars=None) if full_strings else decode_page
+        yield from self._iter_url(tenant_id, url, stats, decode)
+
+    def post_page(
+        self, tenant_id: str, path: str, body: Mapping[str, Any], api_version: str = "v1.0", *,
+        stats: RequestStats | None = None,
+    ) -> list[Any]:
+        """POST a JSON body to an action that answers one collection page (e.g.
+        `directoryObjects/getByIds`); the same retries as a page read. Returns the page's items."""
+        _checked_tenant(tenant_id)
+        if api_version not in GRAPH_API_VERSIONS or not _COLLECTION_PATH.match(path):
+            raise ValueError(f"not a Graph action path: {api_version}/{path[:80]!r}")
+        url = f"{self.settings.graph_url}/{api_version}/{path}"
+        stats = stats if stats is not None else RequestStats()
+        items, _ = self._get_page(tenant_id, url, stats, "POST", json.dumps(dict(body)).encode(), decode_page)
+        return items
+
+    def batch_get(
+        self, tenant_id: str, urls: Sequence[str], api_version: str = "beta", *,
+        stats: RequestStats | None = None,
+    ) -> list[tuple[int, Any]]:
+        """GET up to 20 relative URLs (`/deviceManagement/...`) in one `$batch`; `(status, body)` per URL,
+        in order. Inner 429/503/504 answers are retried on their own Retry-After (every inner request
+        counts against the tenant's limit), within the client's attempt and time budget; what is still
+        failing after that is returned as is (status and body) for the caller to judge."""
+        _checked_tenant(tenant_id)
+        if not 0 < len(urls) <= BATCH_LIMIT:
+            raise ValueError(f"a $batch takes 1 to {BATCH_LIMIT} requests, not {len(urls)}")
+        stats = stats if stats is not None else RequestStats()
+        endpoint = f"{self.settings.graph_url}/{api_version}/$batch"
+        answers: dict[int, tuple[int, Any]] = {}
+        pending = list(range(len(urls)))
+        attempt, waited = 0, 0.0
+        while pending:
+            attempt += 1
+            requests = [{"id": str(i), "method": "GET", "url": urls[i]} for i in pending]
+            body = json.dumps({"requests": requests})
+            responses, _ = self._get_page(tenant_id, endpoint, stats, "POST", body.encode(), _decode_batch)
+            retry: list[int] = []
+            hints: list[float] = []
+            for response in responses:
+                index = int(response.get("id", -1)) if str(response.get("id", "")).isdigit() else -1
+                if index not in pending:
+                    continue
+                status = int(response.get("status") or 0)
+                answers[index] = (status, response.get("body"))
+                if status in RETRYABLE_STATUSES:
+                    retry.append(index)
+                    headers = {str(k).lower(): v for k, v in (response.get("headers") or {}).items()}
+                    hint = parse_retry_after(headers.get("retry-after"), self._now())
+                    if hint is not None:
+                        hints.append(hint)
+                    if status == 429:
+                        stats.add(throttled=1)
+            missing = [i for i in pending if i not in answers]
+            if missing:
+                raise GraphError(
+                    ErrorCode.GRAPH_INVALID_RESPONSE,
+                    f"POST {safe_url(endpoint)} answered without {len(missing)} of its requests",
+                )
+            if not retry:
+                break
+            delay = next_delay(self._policy, attempt, waited, max(hints) if hints else None, self._rand())
+            if delay is None:
+                break  # out of attempts or budget: the caller sees the inner statuses
+            log.info("tenant %s: %d inner $batch request(s) throttled or failed; retry in %.2fs",
+                     tenant_id, len(retry), delay)
+            stats.add(retries=len(retry), wait_s=delay)
+            waited += delay
+            if hints:
+                self._hold_tenant(tenant_id, delay)  # the tenant's budget, not just these requests
+                self._wait_for_tenant(tenant_id)
+            else:
+                self._sleep(delay)
+            for i in retry:
+                del answers[i]
+            pending = retry
+        return [answers[i] for i in range(len(urls))]
 
     def iter_collection(
         self, tenant_id: str, path: str, api_version: str = "v1.0", *, stats: RequestStats | None = None
@@ -223,14 +334,16 @@ class GraphClient:
             raise ValueError(f"not a Graph collection path: {path[:80]!r}")
         yield from self._iter_url(tenant_id, f"{self.settings.graph_url}/{api_version}/{path}", stats)
 
-    def _iter_url(self, tenant_id: str, first: str, stats: RequestStats | None) -> Iterator[Page]:
+    def _iter_url(
+        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode | None = None
+    ) -> Iterator[Page]:
         """The paging loop shared by iter_pages and iter_collection, from a collection's first URL."""
         stats = stats if stats is not None else RequestStats()
         url: str | None = first
         guard = LoopGuard()
         number = 0
         while url is not None:
-            items, next_link = self._get_page(tenant_id, url, stats)
+            items, next_link = self._get_page(tenant_id, url, stats, "GET", None, decode or decode_page)
             number += 1
             guard.check_page(url, items)
             stats.add(pages=1)
@@ -252,7 +365,8 @@ class GraphClient:
             return limit
 
     def _send(
-        self, tenant_id: str, url: str, token: str, stats: RequestStats, state: _Attempts
+        self, tenant_id: str, url: str, token: str, stats: RequestStats, state: _Attempts,
+        method: str = "GET", body: bytes | None = None, decode: _Decode = decode_page,
     ) -> tuple[list[Any], str | None] | httpx.Response:
         """One GET: a 2xx answer is decoded while its body streams in and returned as
         `(items, next_link)`; any other answer is returned as a response with its (small) body read.
@@ -265,7 +379,9 @@ class GraphClient:
         _get_page to hand back, so a tenant's queue can never wait on a reservation nobody holds.
         """
         headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
-        request = self._http.build_request("GET", url, headers=headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = self._http.build_request(method, url, headers=headers, content=body)
         with self._limit(tenant_id).slot(state.reserved):
             state.reserved = False
             with self._in_flight:
@@ -274,11 +390,11 @@ class GraphClient:
                 try:
                     if 200 <= response.status_code < 300:
                         try:
-                            return decode_page(response.iter_bytes(), url)
+                            return decode(response.iter_bytes(), url)
                         except httpx.DecodingError as exc:  # a corrupt gzip body: a defect, not transport
                             raise GraphError(
                                 ErrorCode.GRAPH_INVALID_RESPONSE,
-                                f"GET {safe_url(url)} returned a body that cannot be decoded "
+                                f"{method} {safe_url(url)} returned a body that cannot be decoded "
                                 f"({type(exc).__name__})",
                             ) from None
                     response.read()
@@ -286,18 +402,22 @@ class GraphClient:
                 finally:
                     response.close()
 
-    def _get_page(self, tenant_id: str, url: str, stats: RequestStats) -> tuple[list[Any], str | None]:
+    def _get_page(
+        self, tenant_id: str, url: str, stats: RequestStats, method: str = "GET", body: bytes | None = None,
+        decode: _Decode = decode_page,
+    ) -> tuple[list[Any], str | None]:
         """One page, retrying 429/5xx/transport failures per the retry policy."""
         limit = self._limit(tenant_id)
         state = _Attempts()
         try:
-            return self._attempt_page(tenant_id, url, stats, limit, state)
+            return self._attempt_page(tenant_id, url, stats, limit, state, method, body, decode)
         finally:
             if state.reserved:  # gave up (or failed) while holding a reservation: hand it back
                 limit.cancel()
 
     def _attempt_page(
-        self, tenant_id: str, url: str, stats: RequestStats, limit: AdaptiveLimit, state: _Attempts
+        self, tenant_id: str, url: str, stats: RequestStats, limit: AdaptiveLimit, state: _Attempts,
+        method: str = "GET", body: bytes | None = None, decode: _Decode = decode_page,
     ) -> tuple[list[Any], str | None]:
         attempt = 0
         waited = 0.0
@@ -311,17 +431,17 @@ class GraphClient:
             attempt_cap: int | None = None
             tenant_wide = False  # a throttling answer: the whole tenant waits, not just this request
             try:
-                answer = self._send(tenant_id, url, token, stats, state)
+                answer = self._send(tenant_id, url, token, stats, state, method, body, decode)
             except httpx.TimeoutException as exc:
                 error = GraphError(
                     ErrorCode.GRAPH_TIMEOUT,
-                    f"GET {safe_url(url)} timed out ({type(exc).__name__})",
+                    f"{method} {safe_url(url)} timed out ({type(exc).__name__})",
                     retryable=True,
                 )
             except httpx.TransportError as exc:
                 error = GraphError(
                     ErrorCode.GRAPH_NETWORK,
-                    f"GET {safe_url(url)} failed on the network ({type(exc).__name__})",
+                    f"{method} {safe_url(url)} failed on the network ({type(exc).__name__})",
                     retryable=True,
                 )
             else:
@@ -338,7 +458,7 @@ class GraphClient:
                     log.info("Graph rejected the token for tenant %s; refreshing it once", tenant_id)
                     self._tokens.token(tenant_id, force_refresh=True)
                     continue
-                error = error_for_response(status, response.content, "GET", url)
+                error = error_for_response(status, response.content, method, url)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
                 if status == 429 or (status == 503 and retry_after is not None):
                     stats.add(throttled=1)

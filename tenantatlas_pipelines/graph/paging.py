@@ -46,7 +46,9 @@ def parse_page(body: bytes, url: str) -> tuple[list[Any], str | None]:
     return decode_page((body,), url)
 
 
-def decode_page(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | None]:
+def decode_page(
+    chunks: Iterable[bytes], url: str, max_string_chars: int | None = MAX_STRING_CHARS
+) -> tuple[list[Any], str | None]:
     """`(items, next_link)` from a collection page arriving as byte chunks, or GRAPH_INVALID_RESPONSE.
 
     The chunks are decoded as they arrive (ijson's C parser, yajl, pulls them one at a time; their
@@ -58,12 +60,14 @@ def decode_page(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | Non
     A body that is not JSON (e.g. truncated), not an object, without a `value` list, or with a
     nextLink that is not a string is rejected: its items cannot be trusted to be the whole page. An
     exception raised by the chunk iterator (a transport error) propagates unchanged, and nothing of
-    the page is returned.
+    the page is returned. `max_string_chars=None` keeps every string whole (snapshots keep full content).
     """
     reader = _ChunkReader(chunks, url)
     lists: list[list[Any]] = []
     outer = getattr(_decoding, "lists", None)  # None unless a chunk source itself decodes a page
+    outer_limit = getattr(_decoding, "limit", MAX_STRING_CHARS)
     _decoding.lists = lists
+    _decoding.limit = max_string_chars
     items: Any = None
     next_link: Any = None
     try:
@@ -76,24 +80,27 @@ def decode_page(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | Non
                 next_link = value
     except ijson.JSONError:
         raise _invalid(url, f"a body that is not valid JSON ({reader.size} bytes; truncated?)") from None
+    else:
+        if isinstance(items, list):
+            lists.append(items)
+        _finish_lists(lists)
     finally:
         _decoding.lists = outer
-    if isinstance(items, list):
-        lists.append(items)
-    _finish_lists(lists)
+        _decoding.limit = outer_limit
     return _checked(items, next_link, url)
 
 
 def _finish_lists(lists: list[list[Any]]) -> None:
     """What _Object does for members, done for list elements once the lists are complete: long strings
     cut, Decimals made floats; lists nested in these lists included (iteratively: depth is unbounded)."""
+    limit = getattr(_decoding, "limit", MAX_STRING_CHARS)
     while lists:
         values = lists.pop()
         for i, v in enumerate(values):
             cls = v.__class__
             if cls is str:
-                if len(v) > MAX_STRING_CHARS:
-                    values[i] = v[:MAX_STRING_CHARS]
+                if limit is not None and len(v) > limit:
+                    values[i] = v[:limit]
             elif cls is Decimal:
                 values[i] = float(v)
             elif cls is list:
@@ -128,8 +135,10 @@ class _Object(dict[str, Any]):
     def __setitem__(self, key: str, value: Any, _set: Any = dict.__setitem__) -> None:
         cls = value.__class__
         if cls is str:
-            if len(value) > MAX_STRING_CHARS and getattr(_decoding, "lists", None) is not None:
-                value = value[:MAX_STRING_CHARS]
+            if getattr(_decoding, "lists", None) is not None:
+                limit = getattr(_decoding, "limit", MAX_STRING_CHARS)
+                if limit is not None and len(value) > limit:
+                    value = value[:limit]
         elif cls is list or cls is Decimal:
             lists = getattr(_decoding, "lists", None)
             if lists is not None:

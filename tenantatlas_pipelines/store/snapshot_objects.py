@@ -1,0 +1,116 @@
+"""snapshot_objects: which version of each object a snapshot saw, with its display name.
+
+`record_objects` is the write side: versions, memberships and the per-type counts of one batch go in
+one transaction, so a snapshot's counts and its contents never disagree. The read side gives drift,
+compare, dependencies and the UI the objects of a snapshot with their normal-form content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from ..snapshots.assignments import with_reference_names
+from ..snapshots.capture import CapturedObject
+from ..snapshots.references import ReferenceIndex
+from . import snapshot_runs
+from .object_versions import store_versions
+from .scope import TenantScope
+from .snapshot_references import references_of_snapshot
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    observed: int
+    new_versions: int
+
+
+def record_objects(
+    scope: TenantScope, run_id: int, policy_type: str, objects: Sequence[CapturedObject], *,
+    errors: int = 0, pages: int = 0,
+) -> BatchCounts:
+    """Store one batch (page) of captured objects of one type in a snapshot, with its counts, inside the
+    caller's transaction: the caller commits, so a page and its counts become visible together.
+
+    An object listed twice in one batch is recorded once (the first capture wins); across batches the
+    caller passes each object once (the snapshot run de-duplicates ids across a type's pages)."""
+    unique: dict[str, CapturedObject] = {}
+    for obj in objects:
+        unique.setdefault(obj.external_id, obj)
+    batch = list(unique.values())
+    conn = scope.conn
+    new = 0
+    if batch:
+        ids, new = store_versions(scope, run_id, batch)
+        conn.execute(
+            """INSERT INTO snapshot_objects (snapshot_run_id, version_id, tenant_id, display_name)
+               SELECT %s, v, %s, n FROM unnest(%s::bigint[], %s::text[]) AS m (v, n)""",
+            (run_id, scope.tenant_id, [ids[(o.policy_type, o.external_id, o.content_hash)] for o in batch],
+             [o.display_name for o in batch]),
+        )
+    conn.execute(
+        snapshot_runs.BATCH_COUNTS_UPDATE,
+        {"observed": len(batch), "new": new, "errors": errors, "pages": pages,
+         "tenant_id": scope.tenant_id, "run_id": run_id, "policy_type": policy_type},
+    )
+    return BatchCounts(len(batch), new)
+
+
+@dataclass(frozen=True)
+class SnapshotObject:
+    """One object as a snapshot saw it; `content` has its assignments named from the snapshot's
+    references unless read with `names=False` (the stored, hashed form)."""
+
+    policy_type: str
+    external_id: str
+    display_name: str | None
+    version_id: int
+    content_hash: str
+    content: dict[str, Any] | None
+
+
+_SELECT = """
+SELECT v.policy_type, v.external_id, o.display_name, v.id AS version_id, v.content_hash,
+       {content} AS content
+FROM snapshot_objects o JOIN object_versions v ON v.id = o.version_id
+WHERE o.tenant_id = %(t)s AND o.snapshot_run_id = %(s)s AND v.tenant_id = %(t)s
+  AND (%(types)s::text[] IS NULL OR v.policy_type = ANY(%(types)s))
+  AND (%(ext)s::text IS NULL OR v.external_id = %(ext)s)
+ORDER BY v.policy_type, v.external_id"""
+
+
+def _read(
+    scope: TenantScope, snapshot_id: int, types: Sequence[str] | None, external_id: str | None,
+    with_content: bool, names: bool,
+) -> list[SnapshotObject]:
+    sql = _SELECT.format(content="v.content" if with_content else "NULL::jsonb")
+    with scope.conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            sql, {"t": scope.tenant_id, "s": snapshot_id,
+                  "types": list(types) if types is not None else None, "ext": external_id},
+        ).fetchall()
+    if with_content and names and rows:
+        refs = ReferenceIndex(references_of_snapshot(scope, snapshot_id))
+        for row in rows:
+            row["content"] = with_reference_names(row["content"], refs)
+    return [SnapshotObject(**r) for r in rows]
+
+
+def objects_of_snapshot(
+    scope: TenantScope, snapshot_id: int, *, policy_types: Sequence[str] | None = None,
+    with_content: bool = True, names: bool = True,
+) -> list[SnapshotObject]:
+    """Every object a snapshot saw (optionally of some types), ordered by type and id, with its
+    normal-form content (assignments named from the snapshot's references unless `names=False`)."""
+    return _read(scope, snapshot_id, policy_types, None, with_content, names)
+
+
+def object_in_snapshot(
+    scope: TenantScope, snapshot_id: int, policy_type: str, external_id: str, *, names: bool = True
+) -> SnapshotObject | None:
+    """One object in one snapshot, or None when the snapshot did not see it."""
+    found = _read(scope, snapshot_id, [policy_type], external_id, True, names)
+    return found[0] if found else None

@@ -1,0 +1,141 @@
+"""The snapshot-run ledger (snapshot_runs / snapshot_run_types): one `RunLedger` (run_ledger.py), the
+counts only snapshots keep, and the reads drift, compare, dependencies and the CLI need.
+
+Like the sync ledger: a row when a snapshot starts, per-type outcomes as it goes, totals summed from the
+types when it ends. Unlike it, a finalised row never changes again (sql/065 enforces it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import ErrorCode, TenantAtlasError
+from .run_ledger import RunLedger
+from .scope import TenantScope
+
+COUNTERS = (
+    "objects",
+    "new_versions",
+    "items_errors",
+    "references_total",
+    "references_unresolved",
+    "requests",
+    "throttled",
+    "retries",
+)
+
+
+@dataclass(frozen=True)
+class SnapshotTypeOutcome:
+    policy_type: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+    objects: int = 0
+    new_versions: int = 0
+    items_errors: int = 0
+    references_total: int = 0
+    references_unresolved: int = 0
+    pages: int = 0
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotRun:
+    id: int
+    tenant_id: str
+    selection_name: str | None
+    selection_hash: str
+    selection_payload: dict[str, Any]
+    status: str
+    had_errors: bool
+    error_codes: list[str]
+    error_message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    dagster_run_id: str | None
+    objects: int
+    new_versions: int
+    items_errors: int
+    references_total: int
+    references_unresolved: int
+    requests: int
+    throttled: int
+    retries: int
+    types: tuple[SnapshotTypeOutcome, ...] = field(default=())
+
+    def type_outcome(self, policy_type: str) -> SnapshotTypeOutcome | None:
+        return next((t for t in self.types if t.policy_type == policy_type), None)
+
+    def read_cleanly(self, policy_type: str) -> bool:
+        """Whether this snapshot read the type completely and without item errors (drift's `high`)."""
+        t = self.type_outcome(policy_type)
+        return t is not None and t.status == "succeeded" and t.items_errors == 0
+
+
+LEDGER: RunLedger[SnapshotRun, SnapshotTypeOutcome] = RunLedger(
+    kind="snapshot",
+    runs_table="snapshot_runs",
+    types_table="snapshot_run_types",
+    run_fk="snapshot_run_id",
+    counters=COUNTERS,
+    run_row=SnapshotRun,
+    type_row=SnapshotTypeOutcome,
+)
+
+# The ledger half of storing a batch of objects (store/snapshot_objects.py runs it in the same
+# transaction as the versions and memberships it counts).
+BATCH_COUNTS_UPDATE = """
+UPDATE snapshot_run_types
+SET objects = objects + %(observed)s, new_versions = new_versions + %(new)s,
+    items_errors = items_errors + %(errors)s, pages = pages + %(pages)s,
+    started_at = coalesce(started_at, now())
+WHERE tenant_id = %(tenant_id)s AND snapshot_run_id = %(run_id)s AND policy_type = %(policy_type)s"""
+
+REFERENCE_COUNTS_UPDATE = """
+UPDATE snapshot_run_types
+SET references_total = references_total + %(total)s,
+    references_unresolved = references_unresolved + %(unresolved)s
+WHERE tenant_id = %(tenant_id)s AND snapshot_run_id = %(run_id)s AND policy_type = %(policy_type)s"""
+
+
+def get_snapshot(scope: TenantScope, snapshot_id: int) -> SnapshotRun:
+    """One snapshot of this tenant; SNAPSHOT_NOT_FOUND for an unknown id or another tenant's."""
+    run = LEDGER.get_run(scope, snapshot_id)
+    if run is None:
+        raise TenantAtlasError(
+            ErrorCode.SNAPSHOT_NOT_FOUND, f"no snapshot {snapshot_id} for tenant {scope.tenant_id}"
+        )
+    return run
+
+
+def latest_snapshot(
+    scope: TenantScope, selection_hash: str, *, statuses: tuple[str, ...] = ("succeeded",),
+    before_id: int | None = None,
+) -> SnapshotRun | None:
+    """The latest snapshot of a (tenant, selection_hash) with one of `statuses` (default: succeeded),
+    optionally older than snapshot `before_id` (drift's "previous"); None when there is none."""
+    row = scope.conn.execute(
+        """SELECT id FROM snapshot_runs
+           WHERE tenant_id = %s AND selection_hash = %s AND status = ANY(%s)
+             AND (%s::bigint IS NULL OR id < %s)
+           ORDER BY started_at DESC, id DESC LIMIT 1""",
+        (scope.tenant_id, selection_hash, list(statuses), before_id, before_id),
+    ).fetchone()
+    return LEDGER.get_run(scope, int(row[0])) if row else None
+
+
+def latest_succeeded_snapshot(scope: TenantScope, selection_hash: str) -> SnapshotRun | None:
+    """The latest succeeded snapshot of a (tenant, selection_hash), or None."""
+    return latest_snapshot(scope, selection_hash)
+
+
+def list_snapshots(
+    scope: TenantScope, selection_hash: str | None = None, limit: int = 50
+) -> list[SnapshotRun]:
+    """This tenant's snapshots, newest first, optionally of one selection lineage."""
+    return LEDGER.list_runs(scope, selection_hash, limit)
