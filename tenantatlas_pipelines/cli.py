@@ -246,6 +246,17 @@ def _register_onboarding() -> None:
 _register_onboarding()
 
 
+def _register_drift() -> None:
+    """`baseline` and `drift` live in cli_drift (issue 13)."""
+    from .cli_drift import baseline, drift
+
+    cli.add_command(baseline, "baseline")
+    cli.add_command(drift, "drift")
+
+
+_register_drift()
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

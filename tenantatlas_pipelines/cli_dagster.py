@@ -364,6 +364,11 @@ def demo(
                 if again:
                     click.echo(f"\nSimulating drift: {story}", err=True)
                     rounds.append((story, _run_partitions(instance, st.db, again, level)))
+            drift_rows: list[dict[str, Any]] = []
+            if drift and snapshot_rows and st.emulator is not None:
+                from .cli_drift import demo_drift_round
+
+                drift_rows = demo_drift_round(instance, st.db, st.emulator, snapshot_rows, level)
     if as_json:
         click.echo(
             json.dumps(
@@ -381,7 +386,8 @@ def demo(
                     for o in outcomes
                 ]
                 + [{**s, "round": "snapshots", "tenant": s["tenant_key"], "selection": s["selection_name"]}
-                   for s in snapshot_rows],
+                   for s in snapshot_rows]
+                + [{**d, "round": "drift"} for d in drift_rows],
                 default=str,
                 indent=2,
             )
@@ -401,6 +407,10 @@ def demo(
             from .cli_snapshots import print_snapshot_round
 
             print_snapshot_round(snapshot_rows)
+    if drift_rows:
+        from .cli_drift import print_drift_round
+
+        print_drift_round(drift_rows)
     if len(rounds) > 1:
         click.echo(
             "missing_high: gone from a run that read everything; missing_low: not seen, but the run "

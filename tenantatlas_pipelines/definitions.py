@@ -15,6 +15,7 @@ from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
+from .defs.drift import drift_job, policy_drift, policy_drift_sensor
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
@@ -22,11 +23,11 @@ from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_re
 from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items, policy_snapshots],
+    assets=[inventory_sync, missing_items, policy_snapshots, policy_drift],
     asset_checks=ALL_CHECKS,
-    jobs=[sync_job, snapshot_job],
+    jobs=[sync_job, snapshot_job, drift_job],
     schedules=[inventory_sync_schedule, policy_snapshots_schedule],
-    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor],
+    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor, policy_drift_sensor],
     resources=resources_from_env(),
     # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double
     # the per-run overhead (see bench/dagster_overhead.py).

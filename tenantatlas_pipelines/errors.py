@@ -40,6 +40,12 @@ class ErrorCode(StrEnum):
     # snapshots
     SNAPSHOT_NOT_FOUND = "snapshot_not_found"
     OBJECT_NOT_IN_SNAPSHOT = "object_not_in_snapshot"
+    # drift
+    NO_SNAPSHOT = "no_snapshot"
+    NO_BASELINE_SNAPSHOT = "no_baseline_snapshot"
+    BASELINE_NOT_USABLE = "baseline_not_usable"
+    DRIFT_ITEM_NOT_FOUND = "drift_item_not_found"
+    ACCEPTANCE_NOT_FOUND = "acceptance_not_found"
     # selection and tenant input
     INVALID_SELECTION = "invalid_selection"
     UNKNOWN_POLICY_TYPE = "unknown_policy_type"

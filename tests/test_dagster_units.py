@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from dagster import MultiPartitionKey
+from dagster import AssetKey, MultiPartitionKey
 
 from tenantatlas_pipelines.defs import invariants, planning, reporting
 from tenantatlas_pipelines.defs.partitions import (
@@ -200,7 +200,11 @@ def test_definitions_load_and_wire_everything() -> None:
         "inventory_meta_within_whitelist",
         "missing_items_unique",
         "missing_items_never_deleted",
+        "no_unaccepted_high_confidence_drift",
     }
+    assert defs.resolve_sensor_def("policy_drift_after_snapshot")
+    assert graph.get(AssetKey("policy_drift")).automation_condition is not None
+    assert AssetKey("policy_snapshots") in graph.get(AssetKey("policy_drift")).parent_keys
     assert defs.resolve_schedule_def("inventory_sync_schedule")
     assert defs.resolve_sensor_def("tenant_registry_sensor")
     assert defs.resolve_sensor_def("missing_items_after_sync")
