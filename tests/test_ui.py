@@ -525,3 +525,82 @@ def test_token_is_required_on_loopback_too_when_configured(reader: AnalystReader
     with TestClient(create_app(reader, token=TOKEN), base_url=BASE) as c:
         assert c.get("/").status_code == 401
         assert c.get("/", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+# --- snapshots, versions and drift ----------------------------------------------------------------------
+
+SECRETS = ("hunter2", "hunter3", "guest-pw", "lab-pw", "old-pw")
+
+
+def test_tenant_snapshots_list_and_partial_snapshot_page(client: TestClient, facts: dict[str, Any]) -> None:
+    html = ok(client, "/tenants/contoso/snapshots")
+    listed = re.findall(r'<td><a href="/snapshots/(\d+)">#', html)
+    assert listed == [str(i) for i in reversed(facts["snapshots"])]
+    assert 'class="tabs"' in html and 'href="/tenants/contoso/snapshots" class="on"' in html
+    page = ok(client, f"/snapshots/{facts['fabrikam_snapshot']}")
+    assert 'badge s-partial">partial' in page
+    first = rows(page.split("Per policy type", 1)[1])[0]
+    assert first.startswith(APP) and "failed" in first and "graph_forbidden" in first
+    assert "403: the app lacks the permission for this policy type." in page
+    assert client.get("/snapshots/999999").status_code == 404
+
+
+def test_object_page_lists_versions_and_diffs_two_with_the_one_diff(
+    client: TestClient, facts: dict[str, Any]
+) -> None:
+    changed = facts["drift"]["changed"]["id"]
+    html = ok(client, f"/tenants/contoso/objects/{DC}/{changed}")
+    versions = re.findall(r"<td>v(\d+)</td>", html)
+    assert versions == ["1", "2"]
+    diff = unescape(html.split('<table class="changes">')[-1].split("</table>", 1)[0])
+    assert re.search(r"<code>ssid</code>.*?<code>\"corp\"</code>.*?<code>\"corp-5g\"</code>", diff, re.S)
+    assert "filter_mode" in diff and '"include"' in diff and '"exclude"' in diff
+    ids = [int(i) for i in re.findall(r'<option value="(\d+)"', html)][:2]
+    same = ok(client, f"/tenants/contoso/objects/{DC}/{changed}", **{"from": ids[1], "to": ids[1]})
+    assert "These two versions have the same content." in same
+    reverse = ok(client, f"/tenants/contoso/objects/{DC}/{changed}", **{"from": ids[1], "to": ids[0]})
+    assert re.search(r"<code>&#34;corp-5g&#34;</code></td>\s*<td class=\"new\"><code>&#34;corp&#34;", reverse)
+    bad = client.get(f"/tenants/contoso/objects/{DC}/{changed}", params={"from": 1, "to": 999999})
+    assert bad.status_code == 400
+    assert "without a snapshot" not in html and "No snapshot has captured" in ok(
+        client, f"/tenants/northwind/objects/{DC}/{facts['northwind_dc'][0]['id']}"
+    )
+
+
+def test_no_secret_is_rendered_anywhere(client: TestClient, facts: dict[str, Any]) -> None:
+    paths = ["/drift?tenant=contoso", "/drift", "/tenants/contoso/snapshots"]
+    paths += [f"/tenants/contoso/objects/{DC}/{o['id']}" for o in facts["drift"].values()]
+    for path in paths:
+        html = ok(client, path)
+        assert not [s for s in SECRETS if s in html], path
+    content = ok(client, f"/tenants/contoso/objects/{DC}/{facts['drift']['changed']['id']}")
+    assert "&#34;preSharedKey&#34;: &#34;[secret]&#34;" in content
+
+
+def test_drift_page_shows_open_drift_and_accepted_deviations_apart(
+    client: TestClient, facts: dict[str, Any]
+) -> None:
+    html = ok(client, "/drift", tenant="contoso")
+    open_part, accepted_part = html.split("Accepted deviations", 1)
+    names = {k: unescape(v["displayName"]) for k, v in facts["drift"].items()}
+    text_open, text_accepted = unescape(open_part), unescape(accepted_part)
+    assert names["changed"] in text_open and names["missing"] in text_open
+    assert names["added"] not in text_open and names["added"] in text_accepted
+    assert names["unchanged"] not in unescape(html)
+    assert "CHG-1042 lab network approved" in text_accepted and "alice@msp.example" in text_accepted
+    assert 'class="drift-item alerting"' in open_part and 'class="drift-item accepted"' in accepted_part
+    assert "assignments[group:Sales].filter_mode" in text_open  # drift names the group
+    summary = rows(html)[0]
+    assert (
+        summary.startswith("all") and " 2 1 1 1 0 1 " in f" {summary} "
+    )  # alerting changed added missing low acc.
+
+
+def test_fleet_drift_page_and_portfolio_drift_column(client: TestClient) -> None:
+    fleet_html = ok(client, "/drift")
+    assert rows(fleet_html)[0].startswith("Contoso Ltd contoso all")
+    html = ok(client, "/")
+    assert _tenant_order(ok(client, "/", sort="drift"))[0] == "contoso"
+    row = html.split('href="/tenants/contoso"', 1)[1].split("</tr>", 1)[0]
+    assert '<a class="hot" href="/drift?tenant=contoso"' in row
+    assert client.get("/drift", params={"tenant": "nobody"}).status_code == 404

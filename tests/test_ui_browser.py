@@ -1,7 +1,8 @@
 """A real browser through the real server: `tenantatlas ui` as a process (uvicorn), Debian's chromium
 driven by Playwright, the demo-like fleet in PostgreSQL. Walks portfolio -> tenant -> filter -> object ->
-runs -> run -> missing the way a technician would and asserts what they see; the hostile tenant's name
-shows as text and runs nothing; the CSP blocks nothing the pages need.
+runs -> run -> an object's versions -> drift -> missing the way a technician would and asserts what they
+see (compare has no page yet: its branch had not landed); the hostile tenant's name shows as text and
+runs nothing; the CSP blocks nothing the pages need.
 
 Needs /usr/bin/chromium (`apt-get install chromium`; `./run test` installs it when missing, as root).
 """
@@ -154,6 +155,20 @@ def test_a_technician_walks_from_the_portfolio_to_a_missing_object(page: Any, fl
     page.locator("table.runs tbody tr").first.locator("a").first.click()
     page.wait_for_url("**/runs/*")
     assert page.locator("h1").inner_text().startswith(f"Run #{facts['contoso_runs'][-1]}")
+
+    # The object's drift and versions: what changed, with the one diff between its two versions.
+    changed = facts["drift"]["changed"]
+    page.goto(f"/tenants/contoso/objects/deviceConfiguration/{changed['id']}")
+    assert page.locator("section#versions table.list tbody tr").count() == 2
+    diff = page.locator("section#versions table.changes").inner_text()
+    assert "ssid" in diff and '"corp"' in diff and '"corp-5g"' in diff
+    page.get_by_role("link", name="Drift", exact=True).nth(1).click()  # the tenant's tab
+    page.wait_for_url("**/drift?tenant=contoso")
+    open_drift = page.locator("section.card").filter(has_text="Open drift")
+    assert changed["displayName"] in open_drift.inner_text()
+    accepted = page.locator("section.accepted-section").inner_text()
+    assert facts["drift"]["added"]["displayName"] in accepted and "CHG-1042" in accepted
+    assert facts["drift"]["added"]["displayName"] not in open_drift.inner_text()
 
     page.get_by_role("link", name="Missing", exact=True).first.click()
     page.select_option("select[name=confidence]", "high")

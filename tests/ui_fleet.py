@@ -9,7 +9,9 @@ stale tenant. The stories:
 - northwind: a big tenant (`big` objects of deviceConfiguration) last read 4 days ago (stale);
 - tailspin: no Intune licence (every Intune type fails), conditional access still reads;
 - hostile: a tenant and objects whose names are markup and spreadsheet formulas;
-- woodgrove: registered, never synced.
+- woodgrove: registered, never synced;
+- snapshots and drift (contoso/all): one object changed, one added and accepted, one missing; a partial
+  snapshot of fabrikam.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ from psycopg import sql
 
 from tenantatlas_pipelines.db import Database, ensure_database, with_database
 from tenantatlas_pipelines.defs.reporting import publish_missing
+from tenantatlas_pipelines.drift.deviations import accept_deviation
+from tenantatlas_pipelines.drift.publish import publish_drift
 from tenantatlas_pipelines.errors import ErrorCode
 from tenantatlas_pipelines.policy_types import REGISTRY
+from tenantatlas_pipelines.snapshots import GroupType, Reference, RefKind
+from tenantatlas_pipelines.snapshots.synthetic import SyntheticObject, group_assignment, insert_snapshot
+from tenantatlas_pipelines.store.scope import tenant_scope
+from tenantatlas_pipelines.store.selections import get_selection
 from tenantatlas_pipelines.store.tenants import add_tenant
 from tenantatlas_pipelines.sync import run_sync
 from tests.support import MemoryGraph
@@ -167,7 +175,75 @@ def build_fleet(db: Database, *, runs: int = 6, big: int = 300, scale: int = 1) 
 
     for key in ("contoso", "fabrikam", "northwind", "tailspin", "hostile"):
         publish_missing(db, key, "all", dagster_run_id=None, now=datetime.now(UTC))
+    facts |= snapshots_and_drift(db, contoso)
     return facts
+
+
+def _wifi(name: str, ssid: str, psk: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.windowsWifiConfiguration",
+        "displayName": name,
+        "ssid": ssid,
+        "preSharedKey": psk,
+        "wifiSecurityType": "wpa2Personal",
+        "lastModifiedDateTime": "2026-11-01T00:00:00Z",
+        **extra,
+    }
+
+
+def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Two snapshots of contoso/all through the snapshots package's own synthetic insert (the capture and
+    store code of a real run), drift published by the drift package, one deviation accepted; and a
+    partial snapshot of fabrikam. Stories: A changed (ssid, the filter mode of its assignment, its secret),
+    B unchanged, C added (then accepted), D missing."""
+    a, b, c, d = contoso[DC][2], contoso[DC][3], contoso[DC][4], contoso[DC][0]
+    refs = [
+        Reference(RefKind.GROUP, "g-sales", "Sales", GroupType.SECURITY),
+        Reference(RefKind.ASSIGNMENT_FILTER, "f-corp", "Corporate devices"),
+    ]
+    name = REGISTRY[DC].name_field
+    with db.connect() as conn:
+        tenant_id = TENANTS["contoso"][0]
+        selection = get_selection(conn, "all")
+        scope = tenant_scope(conn, tenant_id)
+
+        def snap(objects: list[SyntheticObject], **kw: Any) -> int:
+            return insert_snapshot(scope, selection, objects, references=refs, **kw)
+
+        first = snap(
+            [
+                SyntheticObject(DC, a["id"], _wifi(a[name], "corp", "hunter2"),
+                                [group_assignment("g-sales", filter_id="f-corp", filter_mode="include")]),
+                SyntheticObject(DC, b["id"], _wifi(b[name], "guest", "guest-pw")),
+                SyntheticObject(DC, d["id"], _wifi(d[name], "legacy", "old-pw")),
+            ]
+        )  # fmt: skip
+        second = snap(
+            [
+                SyntheticObject(DC, a["id"], _wifi(a[name], "corp-5g", "hunter3"),
+                                [group_assignment("g-sales", filter_id="f-corp", filter_mode="exclude")]),
+                SyntheticObject(DC, b["id"], _wifi(b[name], "guest", "guest-pw")),
+                SyntheticObject(DC, c["id"], _wifi(c[name], "lab", "lab-pw")),
+            ]
+        )  # fmt: skip
+    publish_drift(db, "contoso", "all")
+    with db.connect() as conn:
+        scope = tenant_scope(conn, TENANTS["contoso"][0])
+        accept_deviation(
+            scope, get_selection(conn, "all"), policy_type=DC, external_id=c["id"], path=None,
+            note="CHG-1042 lab network approved", accepted_by="alice@msp.example",
+        )  # fmt: skip
+    publish_drift(db, "contoso", "all")
+    with db.connect() as conn:
+        scope = tenant_scope(conn, TENANTS["fabrikam"][0])
+        partial = insert_snapshot(
+            scope, get_selection(conn, "all"), [], status="partial", failed_types={APP: "graph_forbidden"}
+        )
+    return {
+        "snapshots": [first, second],
+        "fabrikam_snapshot": partial,
+        "drift": {"changed": a, "unchanged": b, "added": c, "missing": d},
+    }
 
 
 @contextmanager

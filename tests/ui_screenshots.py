@@ -61,6 +61,11 @@ def main() -> None:
         "runs": ("/runs", 900),
         "missing": ("/missing", 900),
         "hostile": ("/tenants/hostile", 700),
+        "snapshots": ("/tenants/contoso/snapshots", 600),
+        "snapshot-partial": (f"/snapshots/{facts['fabrikam_snapshot']}", 900),
+        "drift": ("/drift?tenant=contoso", 1250),
+        "drift-fleet": ("/drift", 600),
+        "object-versions": (f"/tenants/contoso/objects/{DC}/{facts['drift']['changed']['id']}", 1500),
     }
     try:
         with sync_playwright() as p:

@@ -26,7 +26,9 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import charts, format, paging, portfolio, queries
+from ..drift.present import mask
+from ..snapshots import diff as snapshot_diff
+from . import charts, format, history_queries, paging, portfolio, queries
 from .error_docs import error_docs
 from .reader import AnalystReader
 from .security import SecurityMiddleware, allowed_hosts
@@ -78,7 +80,7 @@ def _environment() -> Environment:
         count=format.count,
         short_code=format.short_code,
     )
-    env.globals.update(url=url, object_url=object_url, quote=quote)
+    env.globals.update(url=url, object_url=object_url, quote=quote, drift_changes=drift_changes)
     return env
 
 
@@ -146,7 +148,8 @@ class UI:
             tenants = queries.list_tenants(conn)
             cells = queries.coverage(conn)
             last_runs = queries.last_runs(conn)
-        rows = portfolio.build_rows(tenants, cells, last_runs, types, now, self.settings.stale_after)
+            drift = history_queries.unaccepted_drift_by_tenant(conn)
+        rows = portfolio.build_rows(tenants, cells, last_runs, types, now, self.settings.stale_after, drift)
         totals = {
             "tenants": len(rows),
             "failing": sum(r.failing for r in rows),
@@ -154,6 +157,7 @@ class UI:
             "missing_high": sum(r.missing_high for r in rows),
             "missing_low": sum(r.missing_low for r in rows),
             "items": sum(r.items for r in rows),
+            "drift": sum(r.drift for r in rows),
         }
         search, problems = q.get("q", ""), q.get("problems") == "1"
         rows = portfolio.sort_rows(portfolio.filter_rows(rows, search, problems), sort, descending)
@@ -275,8 +279,42 @@ class UI:
             if obj is None:
                 raise HTTPException(404, f"{tenant.key} has no {policy_type} object with id {external_id!r}.")
             missing = queries.object_missing(conn, obj)
+            versions = history_queries.object_versions(conn, tenant.tenant_id, policy_type, external_id)
+            pair = _version_pair(request, versions)
+            contents = history_queries.version_contents(
+                conn,
+                tenant.tenant_id,
+                policy_type,
+                external_id,
+                [v for v in (*pair, _last_id(versions)) if v],
+            )
+            drift = history_queries.object_drift(conn, tenant.tenant_id, policy_type, external_id)
         meta = [(k, _meta_text(obj.meta_jsonb[k])) for k in sorted(obj.meta_jsonb)]
-        return self.render(request, "object.html", tenant=tenant, obj=obj, meta=meta, missing=missing)
+        old, new = pair
+        changes = None
+        if old and new and old in contents and new in contents:
+            # The snapshots package's one diff; values masked for display like drift's (never an HMAC).
+            changes = [
+                (c.path, _display(c.old), _display(c.new))
+                for c in snapshot_diff(contents[old], contents[new], policy_type=policy_type)
+            ]
+        latest = contents.get(_last_id(versions) or 0)
+        return self.render(
+            request,
+            "object.html",
+            tenant=tenant,
+            obj=obj,
+            meta=meta,
+            missing=missing,
+            versions=versions,
+            version_from=old,
+            version_to=new,
+            changes=changes,
+            content=None
+            if latest is None
+            else json.dumps(mask(latest), indent=2, ensure_ascii=False, sort_keys=True),
+            drift=drift,
+        )
 
     def tenant_runs(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -381,6 +419,63 @@ class UI:
             tab="missing",
         )
 
+    def tenant_snapshots(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        before = _int_param(request, "before")
+        with self.reader.session() as conn:
+            tenant = self._tenant(conn, key)
+            page = history_queries.snapshots_page(
+                conn, tenant.tenant_id, size=self.settings.runs_page_size, before_id=before
+            )
+        path = f"/tenants/{quote(tenant.key)}/snapshots"
+        return self.render(
+            request,
+            "tenant_snapshots.html",
+            tenant=tenant,
+            page=page,
+            next_url=url(path, before=page.rows[-1].id) if page.has_next else None,
+            first_url=path if page.has_prev else None,
+            tab="snapshots",
+        )
+
+    def snapshot(self, request: Request) -> Response:
+        snapshot_id = request.path_params["snapshot_id"]
+        with self.reader.session() as conn:
+            snap = history_queries.get_snapshot(conn, snapshot_id)
+            if snap is None:
+                raise HTTPException(404, f"There is no snapshot {snapshot_id}.")
+            types = history_queries.snapshot_types(conn, snapshot_id)
+        codes = sorted({*snap.error_codes, *(t.error_code for t in types if t.error_code)})
+        return self.render(
+            request, "snapshot.html", snap=snap, types=types, docs=error_docs(), error_codes=codes
+        )
+
+    def drift(self, request: Request) -> Response:
+        q = request.query_params
+        with self.reader.session() as conn:
+            tenant = self._tenant(conn, q["tenant"]) if q.get("tenant") else None
+            selection = q.get("selection") or None
+            summaries = history_queries.drift_summaries(conn, tenant.tenant_id if tenant else None)
+            items = acceptances = []
+            if tenant is not None:
+                items = history_queries.drift_items(conn, tenant.tenant_id, selection)
+                acceptances = history_queries.active_acceptances(conn, tenant.tenant_id)
+            tenants = queries.list_tenants(conn)
+        shown = [s for s in summaries if selection is None or s.selection_name == selection]
+        return self.render(
+            request,
+            "drift.html",
+            tenant=tenant,
+            tenants=tenants,
+            selection=selection,
+            selections=sorted({s.selection_name for s in summaries}),
+            summaries=shown,
+            open_items=[i for i in items if not i.accepted],
+            accepted_items=[i for i in items if i.accepted],
+            acceptances=acceptances,
+            tab="drift",
+        )
+
     async def error(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "Something went wrong."
@@ -398,6 +493,36 @@ def _int_param(request: Request, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise HTTPException(400, f"{name} must be a number.") from None
+
+
+def _display(value: Any) -> str | None:
+    """A diff value as JSON text for people (secrets masked); None stays None (absent)."""
+    if value is None:
+        return None
+    return json.dumps(mask(value), ensure_ascii=False, sort_keys=True)
+
+
+def drift_changes(item: history_queries.DriftItemRow) -> list[tuple[str, str | None, str | None]]:
+    """A published drift item's changes as (path, baseline, current) display texts."""
+    return [(c["path"], _display(c.get("baseline")), _display(c.get("current"))) for c in item.changes]
+
+
+def _last_id(versions: list[history_queries.VersionRow]) -> int | None:
+    return versions[-1].version_id if versions else None
+
+
+def _version_pair(
+    request: Request, versions: list[history_queries.VersionRow]
+) -> tuple[int | None, int | None]:
+    """The two versions to compare: `from` and `to` from the query, by default the last two."""
+    ids = [v.version_id for v in versions]
+    default = (ids[-2] if len(ids) > 1 else None, ids[-1] if ids else None)
+    old, new = _int_param(request, "from"), _int_param(request, "to")
+    if old is None and new is None:
+        return default
+    if (old is not None and old not in ids) or (new is not None and new not in ids):
+        raise HTTPException(400, "Pick two versions of this object to compare.")
+    return (old or default[0], new or default[1])
 
 
 def _meta_text(value: Any) -> str:
@@ -451,6 +576,9 @@ def create_app(
         Route("/runs", ui.runs, name="runs"),
         Route("/runs/{run_id:int}", ui.run, name="run"),
         Route("/missing", ui.missing, name="missing"),
+        Route("/tenants/{key}/snapshots", ui.tenant_snapshots, name="tenant_snapshots"),
+        Route("/snapshots/{snapshot_id:int}", ui.snapshot, name="snapshot"),
+        Route("/drift", ui.drift, name="drift"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

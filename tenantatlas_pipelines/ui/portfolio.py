@@ -22,6 +22,7 @@ SORTS = {
     "missing_low": ("Missing (low)", True),
     "failing": ("Failing types", True),
     "stale": ("Stale types", True),
+    "drift": ("Unaccepted drift", True),
     "oldest": ("Oldest good read", False),
 }
 
@@ -79,12 +80,13 @@ class TenantRow:
     missing_low: int = 0
     failing: int = 0
     stale: int = 0  # stale or never read
+    drift: int = 0  # unaccepted high-confidence drift items (published, all selections)
     oldest_good: datetime | None = None
     by_type: dict[str, CellView] = field(default_factory=dict)
 
     @property
     def has_problem(self) -> bool:
-        return bool(self.failing or self.stale or self.missing_high)
+        return bool(self.failing or self.stale or self.missing_high or self.drift)
 
 
 def build_rows(
@@ -94,15 +96,19 @@ def build_rows(
     types: Sequence[str],
     now: datetime,
     stale_after: timedelta,
+    drift: dict[str, int] | None = None,
 ) -> list[TenantRow]:
     """One row per tenant, its cells in `types` order, with the totals the sort keys use."""
+    drift = drift or {}
     by_tenant: dict[str, dict[str, CoverageCell]] = {}
     for c in cells:
         by_tenant.setdefault(c.tenant_id, {})[c.policy_type] = c
     rows: list[TenantRow] = []
     for t in tenants:
         mine = by_tenant.get(t.tenant_id, {})
-        row = TenantRow(tenant=t, cells=[], last_run=last_runs.get(t.tenant_id))
+        row = TenantRow(
+            tenant=t, cells=[], last_run=last_runs.get(t.tenant_id), drift=drift.get(t.tenant_id, 0)
+        )
         for key in types:
             cell = mine.get(key) or CoverageCell(t.tenant_id, key, None, None, None, None, None)
             view = CellView(
@@ -156,7 +162,7 @@ def sort_rows(rows: list[TenantRow], sort: str, descending: bool) -> list[Tenant
 
 def filter_rows(rows: Iterable[TenantRow], search: str, problems_only: bool) -> list[TenantRow]:
     """Tenants whose key or name contains `search` (case-insensitive); optionally only those with a
-    failing, stale or never-read type or a high-confidence missing item."""
+    failing, stale or never-read type, a high-confidence missing item or unaccepted drift."""
     needle = search.strip().casefold()
     return [
         r

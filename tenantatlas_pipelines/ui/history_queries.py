@@ -1,0 +1,272 @@
+"""The UI's reads over snapshots and drift (sql/065, sql/080): SELECTs only, bounded by indexes.
+
+Kept apart from queries.py (inventory, runs, missing) because these tables belong to the snapshot and
+drift capabilities; the diff between two versions is not computed here but by the snapshots package's
+one diff (ui/app.py calls it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+from .queries import Page
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    id: int
+    tenant_id: str
+    tenant_key: str
+    selection_name: str | None
+    status: str
+    error_codes: list[str]
+    error_message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    objects: int
+    new_versions: int
+    items_errors: int
+    references_total: int
+    references_unresolved: int
+    requests: int
+    throttled: int
+    failed_types: list[str]
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class SnapshotTypeRow:
+    policy_type: str
+    status: str
+    error_code: str | None
+    error_message: str | None
+    objects: int
+    new_versions: int
+    items_errors: int
+    references_total: int
+    references_unresolved: int
+    pages: int
+    requests: int
+    throttled: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version_id: int
+    content_hash: str
+    captured_at: datetime
+    first_snapshot_id: int
+    snapshots: int
+    last_snapshot_id: int | None
+
+
+@dataclass(frozen=True)
+class DriftSummaryRow:
+    tenant_key: str
+    tenant_name: str
+    selection_name: str
+    status: str
+    no_drift_reason: str | None
+    baseline_snapshot_id: int | None
+    current_snapshot_id: int | None
+    baseline_kind: str | None
+    pinned_snapshot_id: int | None
+    items: int
+    changed: int
+    added: int
+    missing: int
+    high: int
+    low: int
+    accepted: int
+    unaccepted_high: int
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
+class DriftItemRow:
+    tenant_key: str
+    selection_name: str
+    policy_type: str
+    external_id: str
+    display_name: str | None
+    kind: str
+    confidence: str
+    reason: str | None
+    accepted: bool
+    alerting: bool
+    changes: list[dict[str, Any]]
+    baseline_snapshot_id: int
+    current_snapshot_id: int
+    baseline_kind: str
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
+class AcceptanceRow:
+    acceptance_id: int
+    selection_name: str
+    policy_type: str
+    external_id: str
+    path: str | None
+    kind: str
+    accepted_value: Any
+    note: str
+    accepted_by: str
+    accepted_at: datetime
+
+
+# --- snapshots -----------------------------------------------------------------------------------------
+
+_SNAPSHOT_COLUMNS = """s.id, s.tenant_id, t.key AS tenant_key, s.selection_name, s.status, s.error_codes,
+    s.error_message, s.started_at, s.finished_at, s.objects, s.new_versions, s.items_errors,
+    s.references_total, s.references_unresolved, s.requests, s.throttled,
+    coalesce((SELECT array_agg(st.policy_type ORDER BY st.policy_type) FROM snapshot_run_types st
+              WHERE st.snapshot_run_id = s.id AND st.status = 'failed'), '{}') AS failed_types"""
+
+
+def snapshots_page(
+    conn: psycopg.Connection, tenant_id: str, *, size: int, before_id: int | None = None
+) -> Page[SnapshotRow]:
+    """A tenant's snapshots newest first, keyset-paged on the id."""
+    with conn.cursor(row_factory=class_row(SnapshotRow)) as cur:
+        rows = cur.execute(
+            f"""SELECT {_SNAPSHOT_COLUMNS} FROM snapshot_runs s JOIN tenants t ON t.tenant_id = s.tenant_id
+                WHERE s.tenant_id = %(t)s AND (%(before)s::bigint IS NULL OR s.id < %(before)s)
+                ORDER BY s.id DESC LIMIT %(limit)s""",
+            {"t": tenant_id, "before": before_id, "limit": size + 1},
+        ).fetchall()
+    return Page(rows[:size], has_next=len(rows) > size, has_prev=before_id is not None)
+
+
+def get_snapshot(conn: psycopg.Connection, snapshot_id: int) -> SnapshotRow | None:
+    with conn.cursor(row_factory=class_row(SnapshotRow)) as cur:
+        return cur.execute(
+            f"""SELECT {_SNAPSHOT_COLUMNS} FROM snapshot_runs s JOIN tenants t ON t.tenant_id = s.tenant_id
+                WHERE s.id = %s""",
+            (snapshot_id,),
+        ).fetchone()
+
+
+def snapshot_types(conn: psycopg.Connection, snapshot_id: int) -> list[SnapshotTypeRow]:
+    """Per-type outcomes of a snapshot, failed types first."""
+    with conn.cursor(row_factory=class_row(SnapshotTypeRow)) as cur:
+        return cur.execute(
+            """SELECT policy_type, status, error_code, error_message, objects, new_versions, items_errors,
+                      references_total, references_unresolved, pages, requests, throttled, started_at,
+                      finished_at
+               FROM snapshot_run_types WHERE snapshot_run_id = %s
+               ORDER BY (status = 'succeeded'), policy_type""",
+            (snapshot_id,),
+        ).fetchall()
+
+
+def object_versions(
+    conn: psycopg.Connection, tenant_id: str, policy_type: str, external_id: str
+) -> list[VersionRow]:
+    """Every stored version of one object, oldest first, with how many snapshots saw it."""
+    with conn.cursor(row_factory=class_row(VersionRow)) as cur:
+        return cur.execute(
+            """SELECT v.id AS version_id, v.content_hash, v.captured_at,
+                      v.first_snapshot_run_id AS first_snapshot_id,
+                      count(o.snapshot_run_id)::int AS snapshots, max(o.snapshot_run_id) AS last_snapshot_id
+               FROM object_versions v
+               LEFT JOIN snapshot_objects o ON o.version_id = v.id
+               WHERE v.tenant_id = %s AND v.policy_type = %s AND v.external_id = %s
+               GROUP BY v.id ORDER BY v.captured_at, v.id""",
+            (tenant_id, policy_type, external_id),
+        ).fetchall()
+
+
+def version_contents(
+    conn: psycopg.Connection, tenant_id: str, policy_type: str, external_id: str, version_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The normal-form content of some versions of one object (only that object's versions)."""
+    rows = conn.execute(
+        """SELECT id, content FROM object_versions
+           WHERE tenant_id = %s AND policy_type = %s AND external_id = %s AND id = ANY(%s)""",
+        (tenant_id, policy_type, external_id, version_ids),
+    ).fetchall()
+    return {int(r[0]): r[1] for r in rows}
+
+
+# --- drift ---------------------------------------------------------------------------------------------
+
+
+def drift_summaries(conn: psycopg.Connection, tenant_id: str | None = None) -> list[DriftSummaryRow]:
+    """Published drift per (tenant, selection), alerting partitions first."""
+    with conn.cursor(row_factory=class_row(DriftSummaryRow)) as cur:
+        return cur.execute(
+            """SELECT tenant_key, tenant_name, selection_name, status, no_drift_reason, baseline_snapshot_id,
+                      current_snapshot_id, baseline_kind, pinned_snapshot_id, items, changed, added, missing,
+                      high, low, accepted, unaccepted_high, computed_at
+               FROM analyst_drift_summary
+               WHERE %(t)s::text IS NULL OR tenant_id = %(t)s
+               ORDER BY unaccepted_high DESC, tenant_key, selection_name""",
+            {"t": tenant_id},
+        ).fetchall()
+
+
+def unaccepted_drift_by_tenant(conn: psycopg.Connection) -> dict[str, int]:
+    """Unaccepted high-confidence drift items per tenant id, over its published partitions."""
+    return {
+        r[0]: int(r[1])
+        for r in conn.execute("SELECT tenant_id, sum(unaccepted_high) FROM drift_results GROUP BY tenant_id")
+    }
+
+
+_DRIFT_ITEM_COLUMNS = """tenant_key, selection_name, policy_type, external_id, display_name, kind,
+    confidence, reason, accepted, alerting, changes, baseline_snapshot_id, current_snapshot_id, baseline_kind,
+    computed_at"""
+
+
+def drift_items(
+    conn: psycopg.Connection, tenant_id: str, selection: str | None = None, limit: int = 500
+) -> list[DriftItemRow]:
+    """A tenant's published drift items: alerting first, then low confidence, then accepted."""
+    with conn.cursor(row_factory=class_row(DriftItemRow)) as cur:
+        return cur.execute(
+            f"""SELECT {_DRIFT_ITEM_COLUMNS} FROM analyst_drift_items
+                WHERE tenant_id = %(t)s AND (%(s)s::text IS NULL OR selection_name = %(s)s)
+                ORDER BY accepted, NOT alerting, selection_name, kind, coalesce(display_name, ''), external_id
+                LIMIT %(limit)s""",
+            {"t": tenant_id, "s": selection, "limit": limit},
+        ).fetchall()
+
+
+def object_drift(
+    conn: psycopg.Connection, tenant_id: str, policy_type: str, external_id: str
+) -> list[DriftItemRow]:
+    with conn.cursor(row_factory=class_row(DriftItemRow)) as cur:
+        return cur.execute(
+            f"""SELECT {_DRIFT_ITEM_COLUMNS} FROM analyst_drift_items
+                WHERE tenant_id = %s AND policy_type = %s AND external_id = %s ORDER BY selection_name""",
+            (tenant_id, policy_type, external_id),
+        ).fetchall()
+
+
+def active_acceptances(conn: psycopg.Connection, tenant_id: str) -> list[AcceptanceRow]:
+    """Accepted deviations in force for a tenant, newest first (who, when, why)."""
+    with conn.cursor(row_factory=class_row(AcceptanceRow)) as cur:
+        return cur.execute(
+            """SELECT acceptance_id, selection_name, policy_type, external_id, path, kind, accepted_value,
+                      note, accepted_by, accepted_at
+               FROM analyst_drift_acceptances WHERE tenant_id = %s AND active
+               ORDER BY accepted_at DESC, acceptance_id DESC""",
+            (tenant_id,),
+        ).fetchall()
