@@ -19,11 +19,14 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# Starlette's test client still runs on httpx; its deprecation notice is not a figure.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 from starlette.testclient import TestClient  # noqa: E402
 
 from bench._common import bench_database  # noqa: E402
