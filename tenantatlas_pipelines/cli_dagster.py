@@ -208,17 +208,7 @@ def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict
 
 def _failure_summary(result: Any, ref: PartitionRef) -> dict[str, Any]:
     """No ledger row: the run was refused before the engine started; say why with the failure's text."""
-    message = "the Dagster run failed before the sync started"
-    codes: list[str] = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_key == "inventory_sync":
-            data = event.step_failure_data
-            message = (data.user_failure_data.description if data.user_failure_data else None) or (
-                data.error.message.strip() if data.error else message
-            )
-            meta = data.user_failure_data.metadata if data.user_failure_data else {}
-            if "error_codes" in meta:
-                codes = [c for c in str(meta["error_codes"].value).split(", ") if c and c != "none"]
+    message, codes = step_failure(result, "inventory_sync", "the Dagster run failed before the sync started")
     return {
         "sync_run_id": None,
         "status": "failed",
@@ -519,6 +509,43 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def checked_partition(db: Database, tenant: str, selection: str) -> PartitionRef:
+    """The partition of an enabled tenant and a known selection, refused (with its code) before anything
+    is recorded in Dagster."""
+    from .defs.partitions import SELECTION_NAMES, PartitionRef
+    from .store.selections import get_selection
+    from .store.tenants import get_tenant
+
+    with db.connect() as conn:
+        t = get_tenant(conn, tenant)
+        if not t.enabled:
+            raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {t.key!r} is disabled")
+        get_selection(conn, selection)
+    if selection not in SELECTION_NAMES:
+        raise TenantAtlasError(
+            ErrorCode.UNKNOWN_SELECTION,
+            f"selection {selection!r} is not a partition of "
+            f"the loaded definitions ({', '.join(SELECTION_NAMES)})",
+        )
+    return PartitionRef(t.key, selection)
+
+
+def step_failure(result: Any, step_key: str, default: str) -> tuple[str, list[str]]:
+    """Why a Dagster run's step failed (its Failure description or error) and the error codes in its
+    metadata; `default` when the step did not fail with a message."""
+    message, codes = default, []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key == step_key:
+            data = event.step_failure_data
+            message = (data.user_failure_data.description if data.user_failure_data else None) or (
+                data.error.message.strip() if data.error else message
+            )
+            meta = data.user_failure_data.metadata if data.user_failure_data else {}
+            if "error_codes" in meta:
+                codes = [c for c in str(meta["error_codes"].value).split(", ") if c and c != "none"]
+    return message, codes
+
+
 @click.command("sync")
 @click.option("--tenant", required=True, help="Tenant key.")
 @click.option("--selection", required=True, help="Named selection.")
@@ -531,29 +558,13 @@ def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     Exit status 0 only when the sync succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
     """
     from .db import Database
-    from .store.selections import get_selection
-    from .store.tenants import get_tenant
 
     _quiet_dagster()
     db = Database.from_env()
-    with db.connect() as conn:  # refuse unknown names before anything is recorded in Dagster
-        t = get_tenant(conn, tenant)
-        if not t.enabled:
-            raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {t.key!r} is disabled")
-        get_selection(conn, selection)
-    from .defs.partitions import SELECTION_NAMES, PartitionRef
-
-    if selection not in SELECTION_NAMES:
-        raise TenantAtlasError(
-            ErrorCode.UNKNOWN_SELECTION,
-            f"selection {selection!r} is not a partition of "
-            f"the loaded definitions ({', '.join(SELECTION_NAMES)})",
-        )
+    ref = checked_partition(db, tenant, selection)
     _, env = _instance_env(db)
     with _environ(env), open_instance() as instance:
-        outcome = materialize_partition(
-            instance, db, PartitionRef(t.key, selection), "INFO" if verbose else "CRITICAL"
-        )
+        outcome = materialize_partition(instance, db, ref, "INFO" if verbose else "CRITICAL")
     summary = {
         **outcome.ledger,
         "dagster_run_id": outcome.dagster_run_id,

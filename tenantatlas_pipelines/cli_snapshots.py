@@ -64,16 +64,11 @@ def _ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dic
 
 def _refused(result: Any, ref: PartitionRef) -> dict[str, Any]:
     """No ledger row: the run was refused before the engine started; say why with the failure's text."""
-    message, codes = "the Dagster run failed before the snapshot started", []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_key == "policy_snapshots":
-            data = event.step_failure_data
-            message = (data.user_failure_data.description if data.user_failure_data else None) or (
-                data.error.message.strip() if data.error else message
-            )
-            meta = data.user_failure_data.metadata if data.user_failure_data else {}
-            if "error_codes" in meta:
-                codes = [c for c in str(meta["error_codes"].value).split(", ") if c and c != "none"]
+    from .cli_dagster import step_failure
+
+    message, codes = step_failure(
+        result, "policy_snapshots", "the Dagster run failed before the snapshot started"
+    )
     return {"snapshot_id": None, "status": "failed", "tenant_key": ref.tenant,
             "selection_name": ref.selection, "selection_hash": None, "objects": 0, "new_versions": 0,
             "error_codes": codes or [str(ErrorCode.INTERNAL_ERROR)], "error_message": message}
@@ -100,29 +95,22 @@ def snapshot(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
 
     Exit status 0 only when the snapshot succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
     """
-    from .cli_dagster import EXIT_BY_STATUS, _environ, _instance_env, _quiet_dagster, open_instance
+    from .cli_dagster import (
+        EXIT_BY_STATUS,
+        _environ,
+        _instance_env,
+        _quiet_dagster,
+        checked_partition,
+        open_instance,
+    )
     from .db import Database
-    from .defs.partitions import SELECTION_NAMES, PartitionRef
-    from .store.selections import get_selection
-    from .store.tenants import get_tenant
 
     _quiet_dagster()
     db = Database.from_env()
-    with db.connect() as conn:  # refuse unknown names before anything is recorded in Dagster
-        t = get_tenant(conn, tenant)
-        if not t.enabled:
-            raise TenantAtlasError(ErrorCode.TENANT_DISABLED, f"tenant {t.key!r} is disabled")
-        get_selection(conn, selection)
-    if selection not in SELECTION_NAMES:
-        raise TenantAtlasError(
-            ErrorCode.UNKNOWN_SELECTION,
-            f"selection {selection!r} is not a partition of the loaded definitions "
-            f"({', '.join(SELECTION_NAMES)})",
-        )
+    ref = checked_partition(db, tenant, selection)
     _, env = _instance_env(db)
     with _environ(env), open_instance() as instance:
-        level = "INFO" if verbose else "CRITICAL"
-        summary = materialize_snapshot(instance, db, PartitionRef(t.key, selection), level)
+        summary = materialize_snapshot(instance, db, ref, "INFO" if verbose else "CRITICAL")
     if as_json:
         click.echo(json.dumps(summary, default=str, indent=2))
     else:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from tenantatlas_pipelines.cli import cli
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.defs.snapshot_reporting import snapshot_metadata
-from tenantatlas_pipelines.emulator import Emulator, Fault
+from tenantatlas_pipelines.emulator import SECRET_PREFIX, Emulator, Fault
 from tests.test_dagster_cli import TENANTS, configured, emulator, isolated_env  # noqa: F401
 
 
@@ -30,7 +31,8 @@ def test_snapshot_list_and_show(configured: Emulator, db: Database) -> None:  # 
     assert data["status"] == "succeeded" and data["tenant_key"] == "contoso"
     assert data["selection_name"] == "apps" and len(data["selection_hash"]) == 64
     assert data["objects"] > 0 and data["new_versions"] == data["objects"] and data["error_codes"] == []
-    second = json.loads(invoke("snapshot", "--tenant", "contoso", "--selection", "apps", "--json").stdout)
+    second_out = invoke("snapshot", "--tenant", "contoso", "--selection", "apps", "--json").stdout
+    second = json.loads(second_out)
     assert second["new_versions"] == 0 and second["objects"] == data["objects"]
 
     listed = json.loads(invoke("snapshots", "list", "--tenant", "contoso", "--json").stdout)
@@ -52,6 +54,16 @@ def test_snapshot_list_and_show(configured: Emulator, db: Database) -> None:  # 
     assert older["content_hash"] == doc["content_hash"]
     missing = invoke("show", "--tenant", "contoso", "--policy-type", "mobileApp", "--external-id", "nope")
     assert missing.exit_code == 2 and "object_not_in_snapshot" in missing.stderr
+
+    # Secrets: not in the CLI's output, and not in Dagster's event log of these runs (every log line and
+    # the metadata of the materializations), which lives in its own database on the same server.
+    assert SECRET_PREFIX not in first.stdout + second_out + shown.stdout
+    with psycopg.connect(db.dagster_storage_url()) as dconn:
+        events = [r[0] for r in dconn.execute(
+            "SELECT event FROM event_logs WHERE run_id = ANY(%s)",
+            ([data["dagster_run_id"], json.loads(second_out)["dagster_run_id"]],))]
+    assert any("policy_snapshots" in e for e in events)
+    assert not [e for e in events if SECRET_PREFIX in e]
 
 
 @pytest.mark.slow

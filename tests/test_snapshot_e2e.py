@@ -276,3 +276,17 @@ def test_administrative_templates_are_read_below_the_object(
     assert any(p.endswith("/presentationValues") for p in paths)
     again = run_snapshot(db, graph, "contoso", "admx")
     assert again.new_versions == 0
+
+
+def test_the_dead_run_sweep_finalises_snapshots_nobody_holds(
+    db: Database, conn, emulator: Emulator, contoso: str
+) -> None:
+    from tenantatlas_pipelines.defs.sensors import RUN_KINDS
+    from tenantatlas_pipelines.runs import sweep_dead_runs
+
+    scope = tenant_scope(conn, contoso)
+    stale = snapshot_runs.LEDGER.start_run(scope, get_selection(conn, "content"), dagster_run_id=None,
+                                           worker="dead:1")
+    release(conn)
+    assert sweep_dead_runs(conn, RUN_KINDS) == {"snapshot": [stale]}
+    assert snapshot_runs.get_snapshot(tenant_scope(conn, contoso), stale).error_codes == ["run_abandoned"]

@@ -29,12 +29,27 @@ TIMEZONE_ENV = "TENANTATLAS_SYNC_TIMEZONE"
 DEFAULT_CRON = "0 3 * * *"  # daily, 03:00
 
 
-def sync_cron() -> str:
-    """The schedule's cron string from the env, validated so a typo fails at load with a clear message."""
-    cron = os.environ.get(CRON_ENV, "").strip() or DEFAULT_CRON
+def cron_from_env(env: str, default: str) -> str:
+    """A schedule's cron string from `env`, validated so a typo fails at load with a clear message."""
+    cron = os.environ.get(env, "").strip() or default
     if not is_valid_cron_string(cron):
-        raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{CRON_ENV}={cron!r} is not a valid cron string")
+        raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{env}={cron!r} is not a valid cron string")
     return cron
+
+
+def sync_cron() -> str:
+    """The sync schedule's cron string (TENANTATLAS_SYNC_CRON)."""
+    return cron_from_env(CRON_ENV, DEFAULT_CRON)
+
+
+def tick_requests(
+    context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
+) -> list[RunRequest] | SkipReason:
+    """A tick of a per-partition schedule: one request per partition of an enabled tenant."""
+    partitions = context.instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)
+    with inventory_db.get_database().connect() as conn:
+        enabled = [t.key for t in list_tenants(conn, enabled_only=True)]
+    return schedule_requests(context, partitions, enabled)
 
 
 def schedule_requests(
@@ -64,7 +79,4 @@ def schedule_requests(
 def inventory_sync_schedule(
     context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
 ) -> list[RunRequest] | SkipReason:
-    partitions = context.instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)
-    with inventory_db.get_database().connect() as conn:
-        enabled = [t.key for t in list_tenants(conn, enabled_only=True)]
-    return schedule_requests(context, partitions, enabled)
+    return tick_requests(context, inventory_db)

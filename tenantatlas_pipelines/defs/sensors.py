@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from ..runs import sweep_dead_runs
+from ..snapshots.run import SNAPSHOT
 from ..store.tenants import list_tenants
 from ..sync import SYNC
 from . import planning
@@ -38,7 +39,7 @@ GDAP_PARTNER_ENV = "TENANTATLAS_GDAP_PARTNER_TENANT"
 GDAP_AUTO_ENABLE_ENV = "TENANTATLAS_GDAP_AUTO_ENABLE"
 GDAP_INTERVAL_ENV = "TENANTATLAS_GDAP_DISCOVERY_INTERVAL_S"
 # Run kinds whose dead `running` rows the registry sensor finalises on every tick.
-RUN_KINDS = (SYNC,)
+RUN_KINDS = (SYNC, SNAPSHOT)
 
 
 def registry_sensor_result(

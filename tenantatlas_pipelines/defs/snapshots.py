@@ -25,15 +25,13 @@ from dagster import (
     define_asset_job,
     schedule,
 )
-from dagster._utils.schedules import is_valid_cron_string
 
-from ..errors import ErrorCode, TenantAtlasError
-from ..store.tenants import list_tenants
+from ..errors import TenantAtlasError
 from . import snapshot_reporting
 from .assets import _metadata
-from .partitions import TENANT_PARTITIONS_NAME, partition_ref, sync_partitions
+from .partitions import partition_ref, sync_partitions
 from .resources import GraphResource, InventoryDatabase
-from .schedules import TIMEZONE_ENV, schedule_requests
+from .schedules import TIMEZONE_ENV, cron_from_env, tick_requests
 
 GROUP = "snapshots"
 SNAPSHOT_JOB_NAME = "policy_snapshot_job"
@@ -42,13 +40,8 @@ DEFAULT_SNAPSHOT_CRON = "0 4 * * *"  # daily, 04:00 (an hour after the inventory
 
 
 def snapshot_cron() -> str:
-    """The snapshot schedule's cron string from the env, validated at load."""
-    cron = os.environ.get(SNAPSHOT_CRON_ENV, "").strip() or DEFAULT_SNAPSHOT_CRON
-    if not is_valid_cron_string(cron):
-        raise TenantAtlasError(
-            ErrorCode.CONFIG_INVALID, f"{SNAPSHOT_CRON_ENV}={cron!r} is not a valid cron string"
-        )
-    return cron
+    """The snapshot schedule's cron string (TENANTATLAS_SNAPSHOT_CRON), validated at load."""
+    return cron_from_env(SNAPSHOT_CRON_ENV, DEFAULT_SNAPSHOT_CRON)
 
 
 @asset(
@@ -109,7 +102,4 @@ snapshot_job = define_asset_job(
 def policy_snapshots_schedule(
     context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
 ) -> list[RunRequest] | SkipReason:
-    partitions = context.instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)
-    with inventory_db.get_database().connect() as conn:
-        enabled = [t.key for t in list_tenants(conn, enabled_only=True)]
-    return schedule_requests(context, partitions, enabled)
+    return tick_requests(context, inventory_db)

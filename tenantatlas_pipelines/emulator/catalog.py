@@ -14,7 +14,7 @@ import random
 from functools import lru_cache
 from typing import Any
 
-from .payloads import SECRET_PREFIX, Index, content_digest, setting_count
+from .payloads import SECRET_PREFIX, Index, _guid, content_digest, setting_count
 
 Setting = dict[str, Any]
 _NS = "#microsoft.graph.deviceManagementConfiguration"
@@ -128,6 +128,63 @@ def generate_settings(seed: int, index: Index) -> list[Setting]:
             "device_vendor_msft_policy_config_emulator_wifisharedkey",
             f"{SECRET_PREFIX}SC-{r.getrandbits(48):012x}")})
     return out
+
+
+_INTENT_SETTINGS = (
+    ("firewallBlockStatefulFTP", "boolean"),
+    ("firewallIdleTimeoutForSecurityAssociationInSeconds", "integer"),
+    ("defenderScanMaxCpu", "integer"), ("defenderCloudBlockLevel", "string"),
+    ("defenderAttackSurfaceReductionExcludedPaths", "collection"), ("bitLockerEncryptDevice", "boolean"),
+    ("bitLockerRecoveryPasswordRotation", "string"), ("smartScreenEnableInShell", "boolean"),
+    ("firewallProfileDomain", "complex"), ("localSecurityOptionsMinimumPasswordLength", "integer"),
+    ("defenderPotentiallyUnwantedAppAction", "string"), ("applicationGuardEnabled", "boolean"),
+    ("deviceGuardEnableVirtualizationBasedSecurity", "boolean"),
+    ("defenderExclusionsExtensions", "collection"),
+)
+_INTENT_TYPES = {"boolean": "Boolean", "integer": "Integer", "string": "String", "collection": "Collection",
+                 "complex": "Complex"}
+_INTENT_PREFIX = "deviceConfiguration--windows10EndpointProtectionConfiguration_"
+
+
+def _intent_value(r: random.Random, kind: str) -> Any:
+    if kind == "boolean":
+        return r.random() < 0.7
+    if kind == "integer":
+        return r.randrange(0, 600)
+    if kind == "string":
+        return r.choice(("high", "block", "enabled", "auditMode"))
+    if kind == "collection":
+        return r.sample(("C:\\Temp", "D:\\Build", "%ProgramData%\\App", "*.iso"), 2)
+    return {"firewallEnabled": "allowed", "inboundNotificationsBlocked": r.random() < 0.5}
+
+
+def generate_intent_settings(seed: int, index: Index) -> list[Setting]:
+    """The settings of endpoint-security intent `index` (``intents/{id}/settings``): 5-14 instances keyed
+    by ``definitionId``, each with ``valueJson`` (the value as JSON text) and, for scalars, ``value``."""
+    r = random.Random(content_digest(seed, "endpointSecurityIntent", index, "settings"))
+    out: list[Setting] = []
+    for name, kind in r.sample(_INTENT_SETTINGS, r.randint(5, len(_INTENT_SETTINGS))):
+        value = _intent_value(r, kind)
+        setting: Setting = {
+            "@odata.type": f"#microsoft.graph.deviceManagement{_INTENT_TYPES[kind]}SettingInstance",
+            "id": _guid(content_digest(seed, "intentSetting", index, name)),
+            "definitionId": _INTENT_PREFIX + name, "valueJson": json.dumps(value)}
+        if kind in ("boolean", "integer", "string"):
+            setting["value"] = value
+        out.append(setting)
+    return out
+
+
+def set_intent_value(settings: list[Setting], definition_id: str, value: Any) -> None:
+    """Change an intent setting by ``definitionId`` (or the name after its prefix), keeping
+    ``valueJson`` in step."""
+    wanted = {definition_id, _INTENT_PREFIX + definition_id}
+    match = next((s for s in settings if s.get("definitionId") in wanted), None)
+    if match is None:
+        raise KeyError(f"no intent setting {definition_id!r}")
+    match["valueJson"] = json.dumps(value)
+    if "value" in match:
+        match["value"] = value
 
 
 def find_instance(settings: list[Setting], definition_id: str) -> Setting | None:

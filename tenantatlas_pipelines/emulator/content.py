@@ -25,7 +25,7 @@ from .present import encrypt_secrets, encrypt_settings, read_rng, shuffle_arrays
 SETTINGS_PAGE_SIZE = 25
 #: $expand-able navigation properties: lower-cased name -> (property, the types that have it).
 _EXPANDABLE = {"assignments": ("assignments", ASSIGNABLE),
-               "settings": ("settings", frozenset({"settingsCatalogPolicy"})),
+               "settings": ("settings", frozenset({"settingsCatalogPolicy", "endpointSecurityIntent"})),
                "definitionvalues": ("definitionValues", frozenset({"groupPolicyConfiguration"}))}
 _ODATA_TYPE_NAME = {"settingsCatalogPolicy": "deviceManagementConfigurationPolicy"}
 
@@ -111,15 +111,24 @@ def serve_object(state: EmulatorState, request: Request, tenant_id: str, ptype: 
     return graph_ok(request, item, **log)
 
 
-def serve_assignments(state: EmulatorState, request: Request, tenant_id: str, ptype: PolicyType,
-                      object_id: str, version: str, log: dict[str, Any]) -> Response:
-    if ptype.key not in ASSIGNABLE:
-        return graph_error(request, 400, "Resource not found for the segment 'assignments'.", **log)
+def _nav(state: EmulatorState, request: Request, tenant_id: str, ptype: PolicyType, object_id: str,
+         key: str, types: frozenset[str], log: dict[str, Any]) -> list[dict[str, Any]] | Response:
+    """An object's navigation property `key` (a private copy), or the 400 / 404 Graph answers when
+    the type has no such property or the object does not exist."""
+    if ptype.key not in types:
+        return graph_error(request, 400, f"Resource not found for the segment '{key}'.", **log)
     with state.lock:
         coll, slot = _locate(state, tenant_id, ptype, object_id)
         if slot is None:
             return not_found(request, ptype, **log)
-        items = coll.nav_at(slot, "assignments")
+        return coll.nav_at(slot, key)
+
+
+def serve_assignments(state: EmulatorState, request: Request, tenant_id: str, ptype: PolicyType,
+                      object_id: str, version: str, log: dict[str, Any]) -> Response:
+    items = _nav(state, request, tenant_id, ptype, object_id, "assignments", ASSIGNABLE, log)
+    if isinstance(items, Response):
+        return items
     shuffle_arrays(items, read_rng())
     log["items"] = len(items)
     return graph_ok(request, {"@odata.context": f"{state.base_url}/{version}/$metadata#{ptype.path}"
@@ -131,17 +140,13 @@ def serve_settings(state: EmulatorState, request: Request, tenant_id: str, ptype
                    log: dict[str, Any]) -> Response:
     """One page of a policy's settings. Pages are stable slices (so paging is complete); the order
     inside a page and inside every setting tree varies per read."""
-    if ptype.key != "settingsCatalogPolicy":
-        return graph_error(request, 400, "Resource not found for the segment 'settings'.", **log)
     paged = window(request, opts, SETTINGS_PAGE_SIZE, log)
     if isinstance(paged, Response):
         return paged
     start, size = paged
-    with state.lock:
-        coll, slot = _locate(state, tenant_id, ptype, object_id)
-        if slot is None:
-            return not_found(request, ptype, **log)
-        settings = coll.nav_at(slot, "settings")
+    settings = _nav(state, request, tenant_id, ptype, object_id, "settings", _EXPANDABLE["settings"][1], log)
+    if isinstance(settings, Response):
+        return settings
     chunk = settings[start:start + size]
     encrypt_settings(chunk, state.vault, read_rng())  # re-encrypts and reorders within the page
     body: dict[str, Any] = {"@odata.context": f"{state.base_url}/{version}/$metadata#{ptype.path}"
@@ -169,29 +174,32 @@ def serve_plaintext(state: EmulatorState, request: Request, tenant_id: str, ptyp
                               "value": plain}, **log)
 
 
+def _nested_read(items: list[dict[str, Any]], expandable: str, opts: dict[str, str],
+                 drop: str | None = None) -> list[dict[str, Any]]:
+    """Nested entities as one read returns them (in place): `expandable` only with ``$expand``, `drop`
+    never, volatile fields moved, order varied."""
+    expand = expandable in opts.get("expand", "").lower()
+    rng = read_rng()
+    for item in items:
+        item.pop(drop or "", None)
+        if not expand:
+            item.pop(expandable, None)
+        vary(item, rng)
+        item.pop("@odata.etag", None)
+    rng.shuffle(items)
+    return items
+
+
 def serve_definition_values(state: EmulatorState, request: Request, tenant_id: str, ptype: PolicyType,
                             object_id: str, opts: dict[str, str], version: str,
                             log: dict[str, Any]) -> Response:
     """``groupPolicyConfigurations/{id}/definitionValues[?$expand=definition]``: one page, any order,
     ``lastModifiedDateTime`` moving per read; presentation values are one level further down."""
-    if ptype.key != "groupPolicyConfiguration":
-        return graph_error(request, 400, "Resource not found for the segment 'definitionValues'.", **log)
-    with state.lock:
-        coll, slot = _locate(state, tenant_id, ptype, object_id)
-        if slot is None:
-            return not_found(request, ptype, **log)
-        values = coll.nav_at(slot, "definitionValues")
-    expand_definition = "definition" in opts.get("expand", "").lower()
-    rng = read_rng()
-    items = []
-    for value in values:
-        value.pop("presentationValues", None)
-        if not expand_definition:
-            value.pop("definition", None)
-        vary(value, rng)
-        value.pop("@odata.etag", None)
-        items.append(value)
-    rng.shuffle(items)
+    values = _nav(state, request, tenant_id, ptype, object_id, "definitionValues",
+                  frozenset({"groupPolicyConfiguration"}), log)
+    if isinstance(values, Response):
+        return values
+    items = _nested_read(values, "definition", opts, drop="presentationValues")
     log["items"] = len(items)
     return graph_ok(request, {"@odata.context": f"{state.base_url}/{version}/$metadata#{ptype.path}"
                                                 f"('{object_id}')/definitionValues", "value": items}, **log)
@@ -209,16 +217,7 @@ def serve_presentation_values(state: EmulatorState, request: Request, tenant_id:
     value = next((v for v in values if str(v.get("id", "")).lower() == value_id.lower()), None)
     if value is None:
         return not_found(request, ptype, **log)
-    expand_presentation = "presentation" in opts.get("expand", "").lower()
-    rng = read_rng()
-    items = []
-    for item in value.get("presentationValues") or []:
-        if not expand_presentation:
-            item.pop("presentation", None)
-        vary(item, rng)
-        item.pop("@odata.etag", None)
-        items.append(item)
-    rng.shuffle(items)
+    items = _nested_read(list(value.get("presentationValues") or []), "presentation", opts)
     log["items"] = len(items)
     context = (f"{state.base_url}/{version}/$metadata#{ptype.path}('{object_id}')/definitionValues"
                f"('{value_id}')/presentationValues")

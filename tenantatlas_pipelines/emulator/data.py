@@ -17,7 +17,7 @@ from typing import Any
 from ..policy_types import REGISTRY
 from .admx import generate_definition_values
 from .assignments import generate_assignments
-from .catalog import generate_settings
+from .catalog import generate_intent_settings, generate_settings
 from .payloads import Index, Payload, Refs, generate, object_id
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -270,6 +270,8 @@ class Collection:
                                         self.assigned_ratio)
         if key == "settings" and self.policy_type == "settingsCatalogPolicy":
             return generate_settings(self.seed, index)
+        if key == "settings" and self.policy_type == "endpointSecurityIntent":
+            return generate_intent_settings(self.seed, index)
         if key == "definitionValues" and self.policy_type == "groupPolicyConfiguration":
             return generate_definition_values(self.seed, self.tenant_id, index)
         return []

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..policy_types import REGISTRY
 from .assignments import ASSIGNABLE, make_assignment
-from .catalog import find_instance, set_instance_value
+from .catalog import find_instance, set_instance_value, set_intent_value
 from .core import EmulatorState
 from .data import NAV_KEYS, Collection
 
@@ -33,7 +33,7 @@ def entity(state: EmulatorState, tenant_id: str, policy_type: str, external_id: 
         coll, slot = _locate(state, tenant_id, policy_type, external_id)
         out = coll.payload_at(slot) or {}
         out["assignments"] = coll.nav_at(slot, "assignments")
-        if policy_type == "settingsCatalogPolicy":
+        if policy_type in ("settingsCatalogPolicy", "endpointSecurityIntent"):
             out["settings"] = coll.nav_at(slot, "settings")
         if policy_type == "groupPolicyConfiguration":
             out["definitionValues"] = coll.nav_at(slot, "definitionValues")
@@ -66,9 +66,9 @@ def rename_object(state: EmulatorState, tenant_id: str, policy_type: str, extern
 def set_setting(state: EmulatorState, tenant_id: str, policy_type: str, external_id: str, key: str,
                 value: Any) -> dict[str, Any]:
     """Change one setting's value. `key` is a ``settingDefinitionId`` (settings catalog, anywhere in the
-    trees), an ADMX definition id or display name (administrative templates: a bool enables/disables,
-    another value goes to its first presentation), an ``omaUri`` (custom device configurations), or
-    else a top-level property name."""
+    trees), a ``definitionId`` (endpoint-security intents), an ADMX definition id or display name
+    (administrative templates: a bool enables/disables, another value goes to its first presentation),
+    an ``omaUri`` (custom device configurations), or else a top-level property name."""
     with state.lock:
         coll, slot = _locate(state, tenant_id, policy_type, external_id)
         if policy_type == "settingsCatalogPolicy":
@@ -77,6 +77,11 @@ def set_setting(state: EmulatorState, tenant_id: str, policy_type: str, external
             if instance is None:
                 raise KeyError(f"policy {external_id} has no setting {key!r}")
             set_instance_value(instance, value)
+            coll.set_nav(external_id, "settings", settings)
+            return entity(state, tenant_id, policy_type, external_id)
+        if policy_type == "endpointSecurityIntent":
+            settings = coll.nav_at(slot, "settings")
+            set_intent_value(settings, key, value)
             coll.set_nav(external_id, "settings", settings)
             return entity(state, tenant_id, policy_type, external_id)
         if policy_type == "groupPolicyConfiguration":

@@ -145,6 +145,21 @@ class RunOutcome(Generic[RunT]):
 
 
 @dataclass(frozen=True)
+class _Run:
+    """One started run, as its parts see it."""
+
+    kind: RunKind[Any]
+    db: Database
+    graph: GraphClient
+    scope: TenantScope  # the ledger's connection (the run's main thread only)
+    selection: Selection
+    run_id: int
+    log: logging.Logger
+    concurrency: int
+    control: _RunControl
+
+
+@dataclass(frozen=True)
 class _TypeResult:
     policy_type: str
     status: str
@@ -211,16 +226,19 @@ def execute_run(
                     selection.name,
                     len(selection.policy_types),
                 )
+                concurrency = type_concurrency or getattr(graph, "per_tenant_concurrency", 4)
                 _observe_and_finalize(
-                    kind,
-                    db,
-                    graph,
-                    scope,
-                    selection,
-                    run_id,
-                    log,
-                    type_concurrency or getattr(graph, "per_tenant_concurrency", 4),
-                    _RunControl(LockGuard(lock_conn)),
+                    _Run(
+                        kind,
+                        db,
+                        graph,
+                        scope,
+                        selection,
+                        run_id,
+                        log,
+                        concurrency,
+                        _RunControl(LockGuard(lock_conn)),
+                    )
                 )
         run = ledger.get_run(scope, run_id)
     assert run is not None
@@ -241,23 +259,14 @@ def sweep_dead_runs(conn: psycopg.Connection, kinds: Iterable[RunKind[Any]]) -> 
     return closed
 
 
-def _observe_and_finalize(
-    kind: RunKind[Any],
-    db: Database,
-    graph: GraphClient,
-    scope: TenantScope,
-    selection: Selection,
-    run_id: int,
-    log: logging.Logger,
-    concurrency: int,
-    control: _RunControl,
-) -> None:
+def _observe_and_finalize(run: _Run) -> None:
     """Run the types, then finalise the ledger row whatever happened — termination included (Dagster's
     cancel arrives as a BaseException) — or leave it to run_abandoned when the database itself is gone."""
+    kind, run_id, log, control = run.kind, run.run_id, run.log, run.control
     codes: list[str] = []
     message: str | None = None
     try:
-        results = _observe(kind, db, graph, scope, selection, run_id, log, concurrency, control)
+        results = _observe(run)
         ok = [r for r in results if r.status == "succeeded"]
         status = "succeeded" if len(ok) == len(results) else ("partial" if ok else "failed")
         for r in results:
@@ -281,7 +290,7 @@ def _observe_and_finalize(
         )
         code = ErrorCode.RUN_CANCELLED
         try:
-            _finalize(kind, scope, run_id, "failed", [str(code)], _STOP_MESSAGES[code], log)
+            _finalize(run, "failed", [str(code)], _STOP_MESSAGES[code])
         except TenantAtlasError as fin:
             log.error("%s", fin.message)
         raise
@@ -292,18 +301,11 @@ def _observe_and_finalize(
         log.warning("%s run %s lost its lock: stopped and finalised as failed (lock_lost)", kind.name, run_id)
         status, message = "failed", _STOP_MESSAGES[ErrorCode.LOCK_LOST]
         codes.append(str(ErrorCode.LOCK_LOST))
-    _finalize(kind, scope, run_id, status, sorted(set(codes)), message, log)
+    _finalize(run, status, sorted(set(codes)), message)
 
 
-def _finalize(
-    kind: RunKind[Any],
-    scope: TenantScope,
-    run_id: int,
-    status: str,
-    codes: list[str],
-    message: str | None,
-    log: logging.Logger,
-) -> None:
+def _finalize(run: _Run, status: str, codes: list[str], message: str | None) -> None:
+    kind, scope, run_id, log = run.kind, run.scope, run.run_id, run.log
     try:
         if scope.conn.closed or scope.conn.broken:
             raise psycopg.OperationalError("ledger connection lost")
@@ -334,19 +336,10 @@ def _finalize(
         ) from None
 
 
-def _observe(
-    kind: RunKind[Any],
-    db: Database,
-    graph: GraphClient,
-    scope: TenantScope,
-    selection: Selection,
-    run_id: int,
-    log: logging.Logger,
-    concurrency: int,
-    control: _RunControl,
-) -> list[_TypeResult]:
+def _observe(run: _Run) -> list[_TypeResult]:
+    kind, scope, selection, run_id = run.kind, run.scope, run.selection, run.run_id
     try:
-        graph.acquire_token(scope.tenant_id)
+        run.graph.acquire_token(scope.tenant_id)
     except TenantAtlasError as exc:
         # Without a token no type can be read: every type fails with the auth code.
         for key in selection.policy_types:
@@ -362,25 +355,22 @@ def _observe(
                 retries=0,
             )
         raise
-    workers = max(1, min(concurrency, len(selection.policy_types)))
-    scopes = _ScopePool(db, scope.tenant_id)
+    workers = max(1, min(run.concurrency, len(selection.policy_types)))
+    scopes = _ScopePool(run.db, scope.tenant_id)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{kind.name}-{run_id}")
     futures: list[Future[_TypeResult]] = []
     workers_done = True
     try:
-        futures = [
-            pool.submit(_run_type, kind, scopes, graph, run_id, key, log, control)
-            for key in selection.policy_types
-        ]
+        futures = [pool.submit(_run_type, run, scopes, key) for key in selection.policy_types]
         return [f.result() for f in futures]
     except BaseException as exc:
         if not isinstance(exc, Exception):
             # Terminated while the workers run: shut the commit gate, drop the types not started, give
             # the running ones a moment to reach a commit point, and no commit gets through after it.
-            control.stop(ErrorCode.RUN_CANCELLED)
+            run.control.stop(ErrorCode.RUN_CANCELLED)
             pool.shutdown(wait=False, cancel_futures=True)
             workers_done = not wait_futures(futures, timeout=STOP_GRACE_S).not_done
-            control.quiesce(STOP_GRACE_S)
+            run.control.quiesce(STOP_GRACE_S)
         raise
     finally:
         pool.shutdown(wait=workers_done)
@@ -418,22 +408,15 @@ class _ScopePool:
         self._leases.close()  # back to the database's pool, or closed if broken
 
 
-def _run_type(
-    kind: RunKind[Any],
-    scopes: _ScopePool,
-    graph: GraphClient,
-    run_id: int,
-    key: str,
-    log: logging.Logger,
-    control: _RunControl,
-) -> _TypeResult:
+def _run_type(run: _Run, scopes: _ScopePool, key: str) -> _TypeResult:
     """One policy type: the kind's worker, then the type's outcome in the ledger. Whatever goes wrong
     inside one type fails that type only; the database failing fails the run."""
     from ..graph.client import RequestStats
 
+    kind, run_id, log, control = run.kind, run.run_id, run.log, run.control
     stats = RequestStats()
     with scopes.scope() as scope:
-        ctx = TypeContext(run_id, key, scope, graph, stats, log, _control=control)
+        ctx = TypeContext(run_id, key, scope, run.graph, stats, log, _control=control)
         status, code, message = "succeeded", None, None
         try:
             control.raise_if_stopped()  # a type not started when the run stopped is not read at all

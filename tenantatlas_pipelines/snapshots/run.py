@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,17 +71,18 @@ class SnapshotResult:
 
 @dataclass
 class _RunState:
-    """Shared by one run's type workers: the secret key, the strategy, the reference resolver."""
+    """Shared by a run's type workers: the secret key, the strategy, the run's reference resolver."""
 
-    graph: GraphClient
     key: bytes | None
     strategy: Strategy
-    resolver: ReferenceResolver | None = None
+    resolvers: dict[int, ReferenceResolver] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def resolver_for(self, tenant_id: str) -> ReferenceResolver:
-        if self.resolver is None:
-            self.resolver = ReferenceResolver(self.graph, tenant_id)
-        return self.resolver
+    def resolver_for(self, ctx: TypeContext) -> ReferenceResolver:
+        with self.lock:
+            if ctx.run_id not in self.resolvers:
+                self.resolvers[ctx.run_id] = ReferenceResolver(ctx.graph, ctx.scope.tenant_id)
+            return self.resolvers[ctx.run_id]
 
 
 def _capture_type(state: _RunState, ctx: TypeContext) -> None:
@@ -102,20 +104,26 @@ def _capture_type(state: _RunState, ctx: TypeContext) -> None:
             used |= references_in(obj.document)
         del captured, page
     if used:
-        refs = state.resolver_for(tenant_id).resolve(used, ctx.stats)
+        refs = state.resolver_for(ctx).resolve(used, ctx.stats)
         record_references(ctx.scope, ctx.run_id, ctx.policy_type, refs)
         ctx.commit()
 
 
 def snapshot_kind(
-    graph: GraphClient, *, key: bytes | None = None, strategy: Strategy = Strategy.EXPAND
+    *, key: bytes | None = None, strategy: Strategy = Strategy.EXPAND
 ) -> RunKind[snapshot_runs.SnapshotRun]:
-    """The run kind of one snapshot run (its workers share one reference resolver)."""
-    state = _RunState(graph, key, strategy)
+    """The snapshot run kind with this secret key and fetch strategy (each run's type workers share
+    one reference resolver)."""
+    state = _RunState(key, strategy)
     return RunKind(
         name="snapshot", lock_namespace=SNAPSHOT_NAMESPACE, ledger=snapshot_runs.LEDGER,
         observe_type=functools.partial(_capture_type, state),
     )
+
+
+# The kind as the dead-run sweep sees it (defs/sensors.py RUN_KINDS): its ledger and lock namespace.
+# Runs themselves get a kind built at their start (run_snapshot), with the key and strategy of then.
+SNAPSHOT = snapshot_kind()
 
 
 def run_snapshot(
@@ -134,7 +142,7 @@ def run_snapshot(
     The HMAC key for secrets comes from TENANTATLAS_SNAPSHOT_KEY (never stored); the fetch strategy
     from TENANTATLAS_SNAPSHOT_FETCH unless given."""
     log = log or _log
-    kind = snapshot_kind(graph, key=snapshot_key_from_env(), strategy=strategy or strategy_from_env())
+    kind = snapshot_kind(key=snapshot_key_from_env(), strategy=strategy or strategy_from_env())
     outcome = execute_run(
         kind, db, graph, tenant_key, selection_name, dagster_run_id=dagster_run_id, log=log,
         type_concurrency=type_concurrency,
@@ -156,4 +164,4 @@ def run_snapshot(
     )
 
 
-__all__ = ["SNAPSHOT_NAMESPACE", "ErrorCode", "SnapshotResult", "run_snapshot", "snapshot_kind"]
+__all__ = ["SNAPSHOT", "SNAPSHOT_NAMESPACE", "ErrorCode", "SnapshotResult", "run_snapshot", "snapshot_kind"]

@@ -83,12 +83,12 @@ KEEPALIVE_COUNT = 3
 def enable_keepalives(conn: psycopg.Connection) -> None:
     """Keepalives on an open session: the socket's options (client side) and the server's settings for
     this session. A unix-socket session has no TCP: only the (harmless) settings apply."""
-    for name, value in (
-        ("tcp_keepalives_idle", KEEPALIVE_IDLE_S),
-        ("tcp_keepalives_interval", KEEPALIVE_INTERVAL_S),
-        ("tcp_keepalives_count", KEEPALIVE_COUNT),
-    ):
-        conn.execute(f"SELECT set_config('{name}', %s, false)", (str(value),))
+    conn.execute(
+        """SELECT set_config('tcp_keepalives_idle', %s, false),
+                  set_config('tcp_keepalives_interval', %s, false),
+                  set_config('tcp_keepalives_count', %s, false)""",
+        (str(KEEPALIVE_IDLE_S), str(KEEPALIVE_INTERVAL_S), str(KEEPALIVE_COUNT)),
+    )
     if not conn.autocommit:
         conn.commit()
     sock = socket.socket(fileno=os.dup(conn.fileno()))  # the session's socket, through a duplicate fd
