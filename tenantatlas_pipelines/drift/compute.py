@@ -5,9 +5,10 @@ asset and the benchmark all take).
   tells what it read; its unread types come out `low`);
 - baseline: `pinned` (the operator's pin), else `previous` (the latest succeeded snapshot before the
   current one: a change feed), or `explicit` (a snapshot id of the same lineage, succeeded or partial).
-Reads are two ledger rows, the pin, the active acceptances and one join of the two version lists that
-returns only the objects whose version differs (store.snapshot_objects.version_pairs); a snapshot's
-references are read only when a change needs a group or filter name from it.
+Reads: the candidate ids (one statement: current, pin, previous), two ledger rows, the active
+acceptances and one join of the two version lists that returns only the objects whose version differs
+(store.snapshot_objects.version_pairs); a snapshot's references only when a change needs a group or
+filter name from it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from dataclasses import dataclass
 from ..errors import ErrorCode, TenantAtlasError
 from ..snapshots import Reference, ReferenceIndex, RefKind, snapshot_key_from_env
 from ..store.drift_acceptances import active_acceptances
-from ..store.drift_baselines import get_baseline
+from ..store.drift_baselines import drift_candidates
 from ..store.scope import TenantScope
 from ..store.selections import Selection
 from ..store.snapshot_objects import version_pairs
 from ..store.snapshot_references import references_of_snapshot
-from ..store.snapshot_runs import SnapshotRun, get_snapshot, latest_snapshot
+from ..store.snapshot_runs import SnapshotRun, get_snapshot
 from .derive import derive_items
 from .model import BaselineKind, DriftReport
 
@@ -52,16 +53,12 @@ class Comparison:
     kind: BaselineKind
 
 
-def current_snapshot(scope: TenantScope, selection: Selection) -> SnapshotRun:
-    """The snapshot drift reports on; NO_SNAPSHOT when the lineage has none that finished usefully."""
-    run = latest_snapshot(scope, selection.selection_hash, statuses=CURRENT_STATUSES)
-    if run is None:
-        raise TenantAtlasError(
-            ErrorCode.NO_SNAPSHOT,
-            f"selection {selection.name!r} of tenant {scope.tenant_id} has no succeeded snapshot yet: "
-            "nothing to compare",
-        )
-    return run
+def _no_snapshot(scope: TenantScope, selection: Selection) -> TenantAtlasError:
+    return TenantAtlasError(
+        ErrorCode.NO_SNAPSHOT,
+        f"selection {selection.name!r} of tenant {scope.tenant_id} has no succeeded snapshot yet: "
+        "nothing to compare",
+    )
 
 
 def usable_baseline(
@@ -85,34 +82,34 @@ def usable_baseline(
 
 def choose_snapshots(scope: TenantScope, selection: Selection, against: str | None = None) -> Comparison:
     """Baseline and current for `against`: None (pinned, else previous), "baseline", "previous" or an id."""
-    current = current_snapshot(scope, selection)
+    ids = drift_candidates(scope, selection.selection_hash)
+    if ids.current_id is None:
+        raise _no_snapshot(scope, selection)
+    current = get_snapshot(scope, ids.current_id)
     if against not in (None, "baseline", "previous"):
         if not str(against).isdigit():
             raise TenantAtlasError(
                 ErrorCode.BASELINE_NOT_USABLE,
                 f"--against takes baseline, previous or a snapshot id, not {against!r}",
             )
-        return Comparison(
-            usable_baseline(scope, selection, int(str(against)), CURRENT_STATUSES), current, "explicit"
-        )
+        explicit = usable_baseline(scope, selection, int(str(against)), CURRENT_STATUSES)
+        return Comparison(explicit, current, "explicit")
     if against != "previous":
-        pin = get_baseline(scope, selection.selection_hash)
-        if pin is not None:
-            return Comparison(get_snapshot(scope, pin.snapshot_run_id), current, "pinned")
+        if ids.pinned_id is not None:
+            return Comparison(get_snapshot(scope, ids.pinned_id), current, "pinned")
         if against == "baseline":
             raise TenantAtlasError(
                 ErrorCode.NO_BASELINE_SNAPSHOT,
                 f"no baseline is pinned for selection {selection.name!r}; pin one with "
                 "`tenantatlas baseline set` or compare against the previous snapshot",
             )
-    previous = latest_snapshot(scope, selection.selection_hash, before_id=current.id)
-    if previous is None:
+    if ids.previous_id is None:
         raise TenantAtlasError(
             ErrorCode.NO_BASELINE_SNAPSHOT,
             f"snapshot {current.id} is the first succeeded snapshot of selection {selection.name!r}: "
             "there is no earlier one to compare with, and no baseline is pinned",
         )
-    return Comparison(previous, current, "previous")
+    return Comparison(get_snapshot(scope, ids.previous_id), current, "previous")
 
 
 def _unclean(run: SnapshotRun, policy_type: str, role: str) -> str | None:

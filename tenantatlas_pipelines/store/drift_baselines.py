@@ -62,3 +62,35 @@ def clear_baseline(scope: TenantScope, selection_hash: str) -> bool:
     )
     scope.conn.commit()
     return cur.rowcount > 0
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The snapshot ids drift chooses from, read in one statement: the current one (latest succeeded or
+    partial), the pinned baseline and the previous succeeded one before the current (None: none)."""
+
+    current_id: int | None
+    pinned_id: int | None
+    previous_id: int | None
+
+
+# The same orderings as store.snapshot_runs.latest_snapshot, in one round trip (drift runs after every
+# snapshot of every tenant; three statements here would be most of its time on a quiet tenant).
+_CANDIDATES = """
+WITH cur AS (
+    SELECT id FROM snapshot_runs
+    WHERE tenant_id = %(t)s AND selection_hash = %(h)s AND status IN ('succeeded', 'partial')
+    ORDER BY started_at DESC, id DESC LIMIT 1)
+SELECT (SELECT id FROM cur),
+       (SELECT snapshot_run_id FROM drift_baselines WHERE tenant_id = %(t)s AND selection_hash = %(h)s),
+       (SELECT id FROM snapshot_runs
+        WHERE tenant_id = %(t)s AND selection_hash = %(h)s AND status = 'succeeded'
+          AND id < (SELECT id FROM cur)
+        ORDER BY started_at DESC, id DESC LIMIT 1)"""
+
+
+def drift_candidates(scope: TenantScope, selection_hash: str) -> Candidates:
+    """Current, pinned and previous snapshot ids of a selection lineage (see Candidates)."""
+    row = scope.conn.execute(_CANDIDATES, {"t": scope.tenant_id, "h": selection_hash}).fetchone()
+    assert row is not None
+    return Candidates(*(int(v) if v is not None else None for v in row))
