@@ -219,6 +219,7 @@ def _register_optional() -> None:
         ("cli_dagster", ("demo", "dev", "sync", "missing")),
         ("cli_snapshots", ("snapshot", "snapshots", "show")),
         ("cli_ui", ("ui",)),
+        ("cli_deps", ("deps",)),
     ):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=list(names))

@@ -343,6 +343,7 @@ def demo(
         level = "INFO" if verbose else "CRITICAL"
         rounds: list[tuple[str, list[PartitionOutcome]]] = []
         snapshot_rows: list[dict[str, Any]] = []
+        deps_round: tuple[str, list[dict[str, Any]]] = ("", [])
         with open_instance() as instance:
             rounds.append(("", _run_partitions(instance, st.db, refs, level)))
             if snapshots:
@@ -359,6 +360,12 @@ def demo(
                 from .cli_drift import demo_drift_round
 
                 drift_rows = demo_drift_round(instance, st.db, st.emulator, snapshot_rows, level)
+            if snapshot_rows:  # the dependency graph; the drift round removes one assigned group
+                from .cli_deps import dependency_round
+
+                deps_round = dependency_round(
+                    instance, st.db, st.emulator if drift else None, snapshot_rows, level
+                )
     if as_json:
         click.echo(
             json.dumps(
@@ -377,7 +384,9 @@ def demo(
                 ]
                 + [{**s, "round": "snapshots", "tenant": s["tenant_key"], "selection": s["selection_name"]}
                    for s in snapshot_rows]
-                + [{**d, "round": "drift"} for d in drift_rows],
+                + [{**d, "round": "drift"} for d in drift_rows]
+                + [{**d, "round": "dependencies", "tenant": d["tenant_key"], "selection": d["selection_name"]}
+                   for d in deps_round[1]],
                 default=str,
                 indent=2,
             )
@@ -401,6 +410,10 @@ def demo(
         from .cli_drift import print_drift_round
 
         print_drift_round(drift_rows)
+    if deps_round[1]:
+        from .cli_deps import print_dependency_round
+
+        print_dependency_round(*deps_round)
     if len(rounds) > 1:
         click.echo(
             "missing_high: gone from a run that read everything; missing_low: not seen, but the run "

@@ -15,6 +15,7 @@ from dagster import Definitions, in_process_executor
 
 from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
+from .defs.dependencies import DEPENDENCY_ASSETS, DEPENDENCY_CHECKS, DEPENDENCY_JOBS, DEPENDENCY_SENSORS
 from .defs.drift import drift_job, policy_drift, policy_drift_sensor
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
@@ -23,11 +24,14 @@ from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_re
 from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items, policy_snapshots, policy_drift],
-    asset_checks=ALL_CHECKS,
-    jobs=[sync_job, snapshot_job, drift_job],
+    assets=[inventory_sync, missing_items, policy_snapshots, policy_drift, *DEPENDENCY_ASSETS],
+    asset_checks=[*ALL_CHECKS, *DEPENDENCY_CHECKS],
+    jobs=[sync_job, snapshot_job, drift_job, *DEPENDENCY_JOBS],
     schedules=[inventory_sync_schedule, policy_snapshots_schedule],
-    sensors=[tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor, policy_drift_sensor],
+    sensors=[
+        tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor, policy_drift_sensor,
+        *DEPENDENCY_SENSORS,
+    ],
     resources=resources_from_env(),
     # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double
     # the per-run overhead (see bench/dagster_overhead.py).

@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     BASELINE_NOT_USABLE = "baseline_not_usable"
     DRIFT_ITEM_NOT_FOUND = "drift_item_not_found"
     ACCEPTANCE_NOT_FOUND = "acceptance_not_found"
+    # dependencies
+    AMBIGUOUS_TARGET_NAME = "ambiguous_target_name"
     # selection and tenant input
     INVALID_SELECTION = "invalid_selection"
     UNKNOWN_POLICY_TYPE = "unknown_policy_type"

@@ -201,6 +201,7 @@ def test_definitions_load_and_wire_everything() -> None:
         "missing_items_unique",
         "missing_items_never_deleted",
         "no_unaccepted_high_confidence_drift",
+        "dependency_edges_no_dangling",
     }
     assert defs.resolve_sensor_def("policy_drift_after_snapshot")
     assert graph.get(AssetKey("policy_drift")).automation_condition is not None
@@ -208,6 +209,7 @@ def test_definitions_load_and_wire_everything() -> None:
     assert defs.resolve_schedule_def("inventory_sync_schedule")
     assert defs.resolve_sensor_def("tenant_registry_sensor")
     assert defs.resolve_sensor_def("missing_items_after_sync")
+    assert defs.resolve_sensor_def("dependency_edges_after_snapshot")
     assert job.executor_def.name == "in_process"
 
 

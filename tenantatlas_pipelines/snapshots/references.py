@@ -68,9 +68,23 @@ def named_reference(kind: RefKind, ref_id: str, names: Mapping[str, str]) -> Ref
     return Reference(kind, ref_id, name, resolved=name is not None)
 
 
+def conditional_access_groups(document: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(included, excluded) group ids of a conditional access policy's user conditions: it targets
+    groups there, not through assignments (empty for every other type)."""
+    conditions = document.get("conditions")
+    users = conditions.get("users") if isinstance(conditions, Mapping) else None
+    if not isinstance(users, Mapping):
+        return [], []
+    return ([str(g) for g in users.get("includeGroups") or []],
+            [str(g) for g in users.get("excludeGroups") or []])
+
+
 def references_in(document: Mapping[str, Any]) -> set[tuple[RefKind, str]]:
-    """Every (kind, id) a version document refers to: assignment groups and filters, scope tags."""
+    """Every (kind, id) a version document refers to: assignment groups and filters, conditional
+    access groups, scope tags."""
     refs: set[tuple[RefKind, str]] = set()
+    for ids in conditional_access_groups(document):
+        refs.update((RefKind.GROUP, group_id) for group_id in ids)
     for assignment in document.get("assignments") or []:
         if assignment.get("group_id"):
             refs.add((RefKind.GROUP, str(assignment["group_id"])))
