@@ -604,3 +604,56 @@ def test_fleet_drift_page_and_portfolio_drift_column(client: TestClient) -> None
     row = html.split('href="/tenants/contoso"', 1)[1].split("</tr>", 1)[0]
     assert '<a class="hot" href="/drift?tenant=contoso"' in row
     assert client.get("/drift", params={"tenant": "nobody"}).status_code == 404
+
+
+# --- dependencies ---------------------------------------------------------------------------------------
+
+
+def test_dependencies_page_lists_usage_and_dangling_references(
+    client: TestClient, facts: dict[str, Any]
+) -> None:
+    html = ok(client, "/dependencies", tenant="contoso")
+    usage = rows(html)
+    assert usage[0].startswith("Sales g-sales 2 2 include · 0 exclude")
+    assert any(r.startswith("g-gone dangling g-gone 1 0 include · 1 exclude") for r in usage)
+    dangling = unescape(html.split("Dangling references", 1)[1])
+    assert facts["drift"]["added"]["displayName"] in dangling and "g-gone" in dangling
+    filters = ok(client, "/dependencies", tenant="contoso", kind="assignment_filter")
+    assert rows(filters)[0].startswith(
+        f"Corporate devices {facts['filter']} 1 0 include mode · 1 exclude mode"
+    )
+    assert (
+        "choose a tenant" in ok(client, "/dependencies")
+        and client.get("/dependencies", params={"kind": "user"}).status_code == 400
+    )
+
+
+def test_what_uses_a_group_by_id_or_name_and_ambiguous_names(
+    client: TestClient, facts: dict[str, Any]
+) -> None:
+    by_id = ok(client, "/dependencies", tenant="contoso", kind="group", q="g-sales")
+    uses = object_ids(by_id.split("What uses", 1)[1].split("</table>", 1)[0])
+    assert sorted(uses) == sorted([facts["drift"]["changed"]["id"], facts["drift"]["added"]["id"]])
+    # Two groups are called Sales / SALES: a name is not guessed, the ids are listed.
+    ambiguous = ok(client, "/dependencies", tenant="contoso", kind="group", q="sales")
+    assert "What uses" not in ambiguous and "g-sales, g-sales-eu" in ambiguous and "pass the id" in ambiguous
+    corporate = ok(client, "/dependencies", tenant="contoso", kind="assignment_filter", q="corporate DEVICES")
+    assert object_ids(corporate.split("What uses", 1)[1].split("</table>", 1)[0]) == [
+        facts["drift"]["changed"]["id"]
+    ]
+    nothing = ok(client, "/dependencies", tenant="contoso", kind="scope_tag", q="nope")
+    assert "is used by contoso" in unescape(nothing) and "What uses" not in nothing
+
+
+def test_object_page_shows_what_it_uses_and_what_uses_it(client: TestClient, facts: dict[str, Any]) -> None:
+    added = ok(client, f"/tenants/contoso/objects/{DC}/{facts['drift']['added']['id']}")
+    uses = rows(added.split('id="dependencies"', 1)[1])
+    assert any(r.startswith("exclude g-gone dangling") for r in uses)
+    assert any(r.startswith("include Sales") for r in uses) and any(
+        r.startswith("include SALES") for r in uses
+    )
+    unchanged = ok(client, f"/tenants/contoso/objects/{DC}/{facts['drift']['unchanged']['id']}")
+    assert "all devices" in rows(unchanged.split('id="dependencies"', 1)[1])[0]
+    the_filter = ok(client, f"/tenants/contoso/objects/assignmentFilter/{facts['filter']}")
+    used_by = the_filter.split("Used by", 1)[1]
+    assert object_ids(used_by.split("</table>", 1)[0]) == [facts["drift"]["changed"]["id"]]

@@ -11,7 +11,8 @@ stale tenant. The stories:
 - hostile: a tenant and objects whose names are markup and spreadsheet formulas;
 - woodgrove: registered, never synced;
 - snapshots and drift (contoso/all): one object changed, one added and accepted, one missing; a partial
-  snapshot of fabrikam.
+  snapshot of fabrikam; contoso's dependency graph (a group with a filter, all devices, a dangling
+  excluded group).
 """
 
 from __future__ import annotations
@@ -28,12 +29,18 @@ from psycopg import sql
 
 from tenantatlas_pipelines.db import Database, ensure_database, with_database
 from tenantatlas_pipelines.defs.reporting import publish_missing
+from tenantatlas_pipelines.dependencies.derive import derive_partition
 from tenantatlas_pipelines.drift.deviations import accept_deviation
 from tenantatlas_pipelines.drift.publish import publish_drift
 from tenantatlas_pipelines.errors import ErrorCode
 from tenantatlas_pipelines.policy_types import REGISTRY
 from tenantatlas_pipelines.snapshots import GroupType, Reference, RefKind
-from tenantatlas_pipelines.snapshots.synthetic import SyntheticObject, group_assignment, insert_snapshot
+from tenantatlas_pipelines.snapshots.synthetic import (
+    SyntheticObject,
+    group_assignment,
+    insert_snapshot,
+    virtual_assignment,
+)
 from tenantatlas_pipelines.store.scope import tenant_scope
 from tenantatlas_pipelines.store.selections import get_selection
 from tenantatlas_pipelines.store.tenants import add_tenant
@@ -197,9 +204,11 @@ def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) 
     partial snapshot of fabrikam. Stories: A changed (ssid, the filter mode of its assignment, its secret),
     B unchanged, C added (then accepted), D missing."""
     a, b, c, d = contoso[DC][2], contoso[DC][3], contoso[DC][4], contoso[DC][0]
+    corp = contoso["assignmentFilter"][0]["id"]  # the filter is an inventory object too
     refs = [
         Reference(RefKind.GROUP, "g-sales", "Sales", GroupType.SECURITY),
-        Reference(RefKind.ASSIGNMENT_FILTER, "f-corp", "Corporate devices"),
+        Reference(RefKind.ASSIGNMENT_FILTER, corp, "Corporate devices"),
+        Reference(RefKind.GROUP, "g-sales-eu", "SALES", GroupType.MICROSOFT365),  # same name, other group
     ]
     name = REGISTRY[DC].name_field
     with db.connect() as conn:
@@ -213,17 +222,19 @@ def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) 
         first = snap(
             [
                 SyntheticObject(DC, a["id"], _wifi(a[name], "corp", "hunter2"),
-                                [group_assignment("g-sales", filter_id="f-corp", filter_mode="include")]),
-                SyntheticObject(DC, b["id"], _wifi(b[name], "guest", "guest-pw")),
+                                [group_assignment("g-sales", filter_id=corp, filter_mode="include")]),
+                SyntheticObject(DC, b["id"], _wifi(b[name], "guest", "guest-pw"), [virtual_assignment()]),
                 SyntheticObject(DC, d["id"], _wifi(d[name], "legacy", "old-pw")),
             ]
         )  # fmt: skip
         second = snap(
             [
                 SyntheticObject(DC, a["id"], _wifi(a[name], "corp-5g", "hunter3"),
-                                [group_assignment("g-sales", filter_id="f-corp", filter_mode="exclude")]),
-                SyntheticObject(DC, b["id"], _wifi(b[name], "guest", "guest-pw")),
-                SyntheticObject(DC, c["id"], _wifi(c[name], "lab", "lab-pw")),
+                                [group_assignment("g-sales", filter_id=corp, filter_mode="exclude")]),
+                SyntheticObject(DC, b["id"], _wifi(b[name], "guest", "guest-pw"), [virtual_assignment()]),
+                SyntheticObject(DC, c["id"], _wifi(c[name], "lab", "lab-pw"),
+                                [group_assignment("g-sales"), group_assignment("g-sales-eu"),
+                                 group_assignment("g-gone", exclude=True)]),
             ]
         )  # fmt: skip
     publish_drift(db, "contoso", "all")
@@ -234,6 +245,7 @@ def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) 
             note="CHG-1042 lab network approved", accepted_by="alice@msp.example",
         )  # fmt: skip
     publish_drift(db, "contoso", "all")
+    derive_partition(db, "contoso", "all")  # the dependency graph of the latest snapshot
     with db.connect() as conn:
         scope = tenant_scope(conn, TENANTS["fabrikam"][0])
         partial = insert_snapshot(
@@ -243,6 +255,7 @@ def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) 
         "snapshots": [first, second],
         "fabrikam_snapshot": partial,
         "drift": {"changed": a, "unchanged": b, "added": c, "missing": d},
+        "filter": corp,
     }
 
 

@@ -26,7 +26,9 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..dependencies.lookup import pick_target
 from ..drift.present import mask
+from ..errors import ErrorCode, TenantAtlasError
 from ..snapshots import diff as snapshot_diff
 from . import charts, format, history_queries, paging, portfolio, queries
 from .error_docs import error_docs
@@ -289,6 +291,13 @@ class UI:
                 [v for v in (*pair, _last_id(versions)) if v],
             )
             drift = history_queries.object_drift(conn, tenant.tenant_id, policy_type, external_id)
+            uses = history_queries.edges_of_object(conn, tenant.tenant_id, policy_type, external_id)
+            target_type = USED_AS_TARGET.get(policy_type)
+            used_by = (
+                history_queries.edges_using(conn, tenant.tenant_id, target_type, external_id)
+                if target_type
+                else []
+            )
         meta = [(k, _meta_text(obj.meta_jsonb[k])) for k in sorted(obj.meta_jsonb)]
         old, new = pair
         changes = None
@@ -314,6 +323,9 @@ class UI:
             if latest is None
             else json.dumps(mask(latest), indent=2, ensure_ascii=False, sort_keys=True),
             drift=drift,
+            uses=uses,
+            used_by=used_by,
+            target_type=target_type,
         )
 
     def tenant_runs(self, request: Request) -> Response:
@@ -476,6 +488,50 @@ class UI:
             tab="drift",
         )
 
+    def dependencies(self, request: Request) -> Response:
+        q = request.query_params
+        kind = q.get("kind") or "group"
+        if kind not in history_queries.TARGET_KINDS:
+            raise HTTPException(
+                400, f"Unknown kind {kind!r}: use one of {', '.join(history_queries.TARGET_KINDS)}."
+            )
+        search = q.get("q", "").strip()[:300]
+        problem = None
+        target_id = None
+        edges: list[history_queries.EdgeRow] = []
+        with self.reader.session() as conn:
+            tenants = queries.list_tenants(conn)
+            tenant = self._tenant(conn, q["tenant"]) if q.get("tenant") else None
+            usage = dangling = []
+            if tenant is not None:
+                if search:
+                    candidates = history_queries.target_candidates(conn, tenant.tenant_id, kind, search)
+                    try:
+                        target_id = pick_target(kind.replace("_", " "), search, candidates)
+                    except TenantAtlasError as exc:
+                        if exc.code != ErrorCode.AMBIGUOUS_TARGET_NAME:
+                            raise
+                        problem = exc.message
+                    if target_id is not None:
+                        edges = history_queries.edges_using(conn, tenant.tenant_id, kind, target_id)
+                usage = history_queries.usage(conn, tenant.tenant_id, kind)
+                dangling = history_queries.dangling_edges(conn, tenant.tenant_id)
+        return self.render(
+            request,
+            "dependencies.html",
+            tenants=tenants,
+            tenant=tenant,
+            kind=kind,
+            kinds=history_queries.TARGET_KINDS,
+            search=search,
+            problem=problem,
+            target_id=target_id,
+            edges=edges,
+            usage=usage,
+            dangling=dangling,
+            tab="dependencies",
+        )
+
     async def error(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "Something went wrong."
@@ -483,6 +539,8 @@ class UI:
 
 
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
+# Inventory objects that are themselves dependency targets: what uses them is on their page.
+USED_AS_TARGET = {"assignmentFilter": "assignment_filter", "roleScopeTag": "scope_tag"}
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -579,6 +637,7 @@ def create_app(
         Route("/tenants/{key}/snapshots", ui.tenant_snapshots, name="tenant_snapshots"),
         Route("/snapshots/{snapshot_id:int}", ui.snapshot, name="snapshot"),
         Route("/drift", ui.drift, name="drift"),
+        Route("/dependencies", ui.dependencies, name="dependencies"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

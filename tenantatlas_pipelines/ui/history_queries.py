@@ -270,3 +270,111 @@ def active_acceptances(conn: psycopg.Connection, tenant_id: str) -> list[Accepta
                ORDER BY accepted_at DESC, acceptance_id DESC""",
             (tenant_id,),
         ).fetchall()
+
+
+# --- dependencies ----------------------------------------------------------------------------------------
+
+TARGET_KINDS = ("group", "assignment_filter", "scope_tag")
+
+
+@dataclass(frozen=True)
+class EdgeRow:
+    selection_name: str | None
+    snapshot_id: int
+    policy_type: str
+    external_id: str
+    display_name: str | None
+    relation: str
+    target_type: str
+    target_id: str
+    target_name: str | None
+    group_type: str | None
+    filter_mode: str | None
+    intent: str | None
+    via_target_type: str | None
+    via_target_id: str | None
+    resolved: bool | None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    target_id: str
+    name: str | None
+    resolved: bool | None
+    objects: int
+    detail: str  # includes / excludes, filter modes, or filters counted apart
+    policy_types: list[str]
+
+
+_EDGE_SELECT = """SELECT selection_name, snapshot_id, policy_type, external_id, display_name, relation,
+    target_type, target_id, target_name, group_type, filter_mode, intent, via_target_type, via_target_id,
+    resolved
+FROM analyst_dependency_edges WHERE tenant_id = %(t)s AND {where}
+ORDER BY policy_type, coalesce(display_name, ''), external_id, relation, target_type, target_id"""
+
+
+def _edges(conn: psycopg.Connection, where: str, params: dict[str, Any]) -> list[EdgeRow]:
+    with conn.cursor(row_factory=class_row(EdgeRow)) as cur:
+        return cur.execute(_EDGE_SELECT.format(where=where), params).fetchall()
+
+
+def edges_of_object(
+    conn: psycopg.Connection, tenant_id: str, policy_type: str, external_id: str
+) -> list[EdgeRow]:
+    """What one object uses (index on tenant, policy type, external id)."""
+    return _edges(
+        conn,
+        "policy_type = %(pt)s AND external_id = %(ei)s",
+        {"t": tenant_id, "pt": policy_type, "ei": external_id},
+    )
+
+
+def edges_using(conn: psycopg.Connection, tenant_id: str, target_type: str, target_id: str) -> list[EdgeRow]:
+    """What uses one target (index on tenant, target type, target id)."""
+    return _edges(
+        conn,
+        "target_type = %(tt)s AND target_id = %(ti)s",
+        {"t": tenant_id, "tt": target_type, "ti": target_id},
+    )
+
+
+def dangling_edges(conn: psycopg.Connection, tenant_id: str) -> list[EdgeRow]:
+    """Edges whose target Graph no longer returned (partial index on unresolved edges)."""
+    return _edges(conn, "resolved = false", {"t": tenant_id})
+
+
+def target_candidates(
+    conn: psycopg.Connection, tenant_id: str, target_type: str, value: str
+) -> list[tuple[str, str | None]]:
+    """(id, name) of the targets whose id is `value` or whose name is `value` (case-insensitive); two
+    indexed lookups (an OR of the two would scan)."""
+    rows = conn.execute(
+        """SELECT target_id, target_name FROM dependency_edges_current
+           WHERE tenant_id = %(t)s AND target_type = %(tt)s AND target_id = %(v)s
+           UNION
+           SELECT target_id, target_name FROM dependency_edges_current
+           WHERE tenant_id = %(t)s AND target_type = %(tt)s AND target_name_key = %(name)s""",
+        {"t": tenant_id, "tt": target_type, "v": value, "name": value.strip().lower()},
+    ).fetchall()
+    return [(str(i), n) for i, n in rows]
+
+
+_USAGE = {
+    "group": """SELECT group_id, group_name, resolved, objects,
+                       includes || ' include · ' || excludes || ' exclude', policy_types
+                FROM analyst_group_usage WHERE tenant_id = %s ORDER BY objects DESC, group_name""",
+    "assignment_filter": """SELECT filter_id, filter_name, resolved, objects,
+                       include_mode || ' include mode · ' || exclude_mode || ' exclude mode', policy_types
+                FROM analyst_filter_usage WHERE tenant_id = %s ORDER BY objects DESC, filter_name""",
+    "scope_tag": """SELECT scope_tag_id, scope_tag_name, resolved, objects,
+                       assignment_filters || ' assignment filters', policy_types
+                FROM analyst_scope_tag_usage WHERE tenant_id = %s ORDER BY objects DESC, scope_tag_name""",
+}
+
+
+def usage(conn: psycopg.Connection, tenant_id: str, kind: str, limit: int = 200) -> list[UsageRow]:
+    """Targets of one kind with how many objects use them, most used first."""
+    return [
+        UsageRow(str(r[0]), r[1], r[2], int(r[3]), r[4], list(r[5]))
+        for r in conn.execute(_USAGE[kind], (tenant_id,))
+    ][:limit]
