@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..dependencies.lookup import pick_target
-from ..drift.present import mask
+from ..drift.present import display_path, display_value, mask
 from ..errors import ErrorCode, TenantAtlasError
 from ..snapshots import diff as snapshot_diff
 from . import charts, format, history_queries, paging, portfolio, queries
@@ -291,6 +291,13 @@ class UI:
                 [v for v in (*pair, _last_id(versions)) if v],
             )
             drift = history_queries.object_drift(conn, tenant.tenant_id, policy_type, external_id)
+            # Assignments named as each version's snapshot resolved them (the diff keys them by id).
+            first_snapshot = {v.version_id: v.first_snapshot_id for v in versions}
+            refs = {
+                v: history_queries.snapshot_references(conn, tenant.tenant_id, first_snapshot[v])
+                for v in pair
+                if v in first_snapshot
+            }
             uses = history_queries.edges_of_object(conn, tenant.tenant_id, policy_type, external_id)
             target_type = USED_AS_TARGET.get(policy_type)
             used_by = (
@@ -304,7 +311,11 @@ class UI:
         if old and new and old in contents and new in contents:
             # The snapshots package's one diff; values masked for display like drift's (never an HMAC).
             changes = [
-                (c.path, _display(c.old), _display(c.new))
+                (
+                    display_path(c, refs.get(old), refs.get(new)),
+                    _display(display_value(c.old, c.segments, refs.get(old))),
+                    _display(display_value(c.new, c.segments, refs.get(new))),
+                )
                 for c in snapshot_diff(contents[old], contents[new], policy_type=policy_type)
             ]
         latest = contents.get(_last_id(versions) or 0)

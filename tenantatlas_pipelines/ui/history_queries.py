@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
 from .queries import Page
 
 
@@ -378,3 +379,15 @@ def usage(conn: psycopg.Connection, tenant_id: str, kind: str, limit: int = 200)
         UsageRow(str(r[0]), r[1], r[2], int(r[3]), r[4], list(r[5]))
         for r in conn.execute(_USAGE[kind], (tenant_id,))
     ][:limit]
+
+
+def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> ReferenceIndex:
+    """The groups, filters and scope tags one snapshot resolved (to name a version's assignments)."""
+    rows = conn.execute(
+        """SELECT ref_kind, ref_id, name, group_type, resolved FROM snapshot_references
+           WHERE snapshot_run_id = %s AND tenant_id = %s""",
+        (snapshot_id, tenant_id),
+    ).fetchall()
+    return ReferenceIndex(
+        [Reference(RefKind(k), i, n, GroupType(g) if g else None, bool(r)) for k, i, n, g, r in rows]
+    )
