@@ -1,8 +1,8 @@
 """A real browser through the real server: `tenantatlas ui` as a process (uvicorn), Debian's chromium
 driven by Playwright, the demo-like fleet in PostgreSQL. Walks portfolio -> tenant -> filter -> object ->
-runs -> run -> an object's versions -> drift -> missing the way a technician would and asserts what they
-see (compare has no page yet: its branch had not landed); the hostile tenant's name shows as text and
-runs nothing; the CSP blocks nothing the pages need.
+runs -> run -> an object's versions -> drift -> dependencies -> missing the way a technician would and
+asserts what they see (compare has no page yet: its branch had not landed); the hostile tenant's name
+shows as text and runs nothing; the CSP blocks nothing the pages need.
 
 Needs /usr/bin/chromium (`apt-get install chromium`; `./run test` installs it when missing, as root).
 """
@@ -169,6 +169,15 @@ def test_a_technician_walks_from_the_portfolio_to_a_missing_object(page: Any, fl
     accepted = page.locator("section.accepted-section").inner_text()
     assert facts["drift"]["added"]["displayName"] in accepted and "CHG-1042" in accepted
     assert facts["drift"]["added"]["displayName"] not in open_drift.inner_text()
+
+    # What uses a group that no longer exists (dangling), found by typing its id.
+    page.get_by_role("link", name="Dependencies", exact=True).nth(1).click()  # the tenant's tab
+    page.wait_for_url("**/dependencies?tenant=contoso")
+    page.fill("input[name=q]", "g-gone")
+    page.get_by_role("button", name="Find").click()
+    page.wait_for_url("**q=g-gone**")
+    found = page.locator("section.card").filter(has_text="What uses").locator("tbody tr")
+    assert found.count() == 1 and facts["drift"]["added"]["displayName"] in found.inner_text()
 
     page.get_by_role("link", name="Missing", exact=True).first.click()
     page.select_option("select[name=confidence]", "high")

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
-from .queries import Page
+from .queries import Page, keyset_page
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def snapshots_page(
                 ORDER BY s.id DESC LIMIT %(limit)s""",
             {"t": tenant_id, "before": before_id, "limit": size + 1},
         ).fetchall()
-    return Page(rows[:size], has_next=len(rows) > size, has_prev=before_id is not None)
+    return keyset_page(rows, size, before_id is not None, False)
 
 
 def get_snapshot(conn: psycopg.Connection, snapshot_id: int) -> SnapshotRow | None:

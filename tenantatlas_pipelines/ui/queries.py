@@ -181,6 +181,17 @@ class RunTypeRow:
         return (self.finished_at - self.started_at).total_seconds()
 
 
+def keyset_page(rows: list[T], size: int, from_cursor: bool, backwards: bool) -> Page[T]:
+    """A page from `size + 1` rows fetched after a cursor (or before it, newest first, when walking
+    backwards): the extra row only says whether there is more in the walking direction."""
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+        return Page(rows, has_next=True, has_prev=more)
+    return Page(rows, has_next=more, has_prev=from_cursor)
+
+
 # --- tenants and policy types ----------------------------------------------------------------------
 
 
@@ -371,13 +382,7 @@ def inventory_page(
     if cursor is not None:
         params |= {"k_name": cursor[0], "k_type": cursor[1], "k_id": cursor[2]}
     with conn.cursor(row_factory=class_row(InventoryRow)) as cur:
-        rows = cur.execute(query, params).fetchall()
-    more = len(rows) > size
-    rows = rows[:size]
-    if backwards:
-        rows.reverse()
-        return Page(rows, has_next=True, has_prev=more)
-    return Page(rows, has_next=more, has_prev=cursor is not None)
+        return keyset_page(cur.execute(query, params).fetchall(), size, cursor is not None, backwards)
 
 
 def iter_inventory(
@@ -466,13 +471,7 @@ def missing_page(
            LIMIT %(limit)s"""
     ).format(cols=sql.SQL(_MISSING_COLUMNS), where=sql.SQL(" AND ").join(where), d=d)
     with conn.cursor(row_factory=class_row(MissingRow)) as cur:
-        rows = cur.execute(query, params).fetchall()
-    more = len(rows) > size
-    rows = rows[:size]
-    if backwards:
-        rows.reverse()
-        return Page(rows, has_next=True, has_prev=more)
-    return Page(rows, has_next=more, has_prev=cursor is not None)
+        return keyset_page(cur.execute(query, params).fetchall(), size, cursor is not None, backwards)
 
 
 # --- runs --------------------------------------------------------------------------------------------
@@ -509,8 +508,7 @@ def runs_page(
            WHERE {where} ORDER BY r.id DESC LIMIT %(limit)s"""
     ).format(cols=sql.SQL(_RUN_COLUMNS), where=sql.SQL(" AND ").join(where))
     with conn.cursor(row_factory=class_row(RunRow)) as cur:
-        rows = cur.execute(query, params).fetchall()
-    return Page(rows[:size], has_next=len(rows) > size, has_prev=before_id is not None)
+        return keyset_page(cur.execute(query, params).fetchall(), size, before_id is not None, False)
 
 
 def get_run(conn: psycopg.Connection, run_id: int) -> RunRow | None:
