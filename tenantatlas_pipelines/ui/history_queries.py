@@ -2,7 +2,7 @@
 
 Kept apart from queries.py (inventory, runs, missing) because these tables belong to the snapshot and
 drift capabilities; the diff between two versions is not computed here but by the snapshots package's
-one diff (ui/app.py calls it).
+one diff (inventory_pages.py calls it).
 """
 
 from __future__ import annotations
