@@ -290,3 +290,17 @@ def test_the_dead_run_sweep_finalises_snapshots_nobody_holds(
     release(conn)
     assert sweep_dead_runs(conn, RUN_KINDS) == {"snapshot": [stale]}
     assert snapshot_runs.get_snapshot(tenant_scope(conn, contoso), stale).error_codes == ["run_abandoned"]
+
+
+def test_paging_faults_fail_the_type_as_in_sync_runs(
+    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str
+) -> None:
+    emulator.inject(Fault("nextlink_loop", policy_type="settingsCatalogPolicy"))
+    emulator.inject(Fault("truncated_page", policy_type="mobileApp"))
+    result = run_snapshot(db, graph, "contoso", "content")
+    assert result.status == "partial"
+    scope = tenant_scope(conn, contoso)
+    run = snapshot_runs.get_snapshot(scope, result.snapshot_id)
+    assert run.type_outcome("settingsCatalogPolicy").error_code == "graph_paging_loop"
+    assert run.type_outcome("mobileApp").error_code == "graph_invalid_response"
+    assert run.read_cleanly("deviceConfiguration")

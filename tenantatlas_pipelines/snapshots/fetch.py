@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import ErrorCode, TenantAtlasError
-from ..graph.client import BATCH_LIMIT
 from ..graph.errors import error_for_response
 from ..normalize import InventoryRecord, ItemRejected, normalize_item
 from ..policy_types import get_policy_type
@@ -88,6 +87,8 @@ def _batched(
     graph: GraphClient, tenant_id: str, api_version: str, urls: Sequence[str], stats: RequestStats
 ) -> list[Any]:
     """Bodies of GETs through `$batch` (20 per call), in order; None for a 404; anything else fails."""
+    from ..graph.client import BATCH_LIMIT  # httpx and MSAL load only where Graph is called
+
     out: list[Any] = []
     for start in range(0, len(urls), BATCH_LIMIT):
         chunk = list(urls[start : start + BATCH_LIMIT])
