@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import resource
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -35,3 +39,20 @@ def peak_rss_mb() -> float:
 
 def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+@contextmanager
+def temporary_home(prefix: str) -> Iterator[None]:
+    """A temporary TENANTATLAS_HOME, its embedded PostgreSQL stopped at the end, unless a database URL
+    or a home is configured: a benchmark never touches the user's ./.tenantatlas."""
+    home = None
+    if not os.environ.get("TENANTATLAS_DATABASE_URL") and not os.environ.get("TENANTATLAS_HOME"):
+        home = tempfile.mkdtemp(prefix=prefix)
+        os.environ["TENANTATLAS_HOME"] = home
+    try:
+        yield
+    finally:
+        if home:
+            from tenantatlas_pipelines.db.embedded import stop_server
+
+            stop_server(Path(home))

@@ -27,8 +27,9 @@ TABLE_HEADERS = ["policy_type", "display_name", "relation", "target_type", "targ
 
 def _table_row(e: dict[str, Any]) -> list[Any]:
     target = e["target_name"] or e["target_id"]
-    if e["via_target_type"]:
-        target = f"{target} (on {e['via_target_type']} {e['via_target_id']})"
+    if e["via_target_type"]:  # a virtual target's id is its type: say it once
+        via = {e["via_target_type"], e["via_target_id"]}
+        target = f"{target} (on {' '.join(sorted(via, key=lambda v: v != e['via_target_type']))})"
     resolved = {True: "yes", False: "DANGLING", None: "unknown"}[e["resolved"]]
     return [e["policy_type"], e["display_name"] or e["external_id"], e["relation"], e["target_type"],
             target, e["filter_mode"], e["intent"], resolved, e["snapshot_id"]]

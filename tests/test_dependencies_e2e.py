@@ -4,10 +4,8 @@ the emulator's content, derived and published in PostgreSQL, read through the CL
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 from dagster import AssetKey, instance_for_test
@@ -24,29 +22,12 @@ from tenantatlas_pipelines.snapshots.references import group_type_of
 from tenantatlas_pipelines.snapshots.run import run_snapshot
 from tenantatlas_pipelines.store import dependency_edges as store
 from tenantatlas_pipelines.store.scope import tenant_scope
-from tenantatlas_pipelines.store.selections import add_selection
 from tenantatlas_pipelines.store.snapshot_objects import objects_of_snapshot
-from tenantatlas_pipelines.store.tenants import add_tenant
-from tests.test_snapshot_e2e import CONTENT_TYPES
-from tests.test_sync_e2e import settings_for
+from tests.test_snapshot_e2e import contoso, graph  # noqa: F401  (fixtures)
 
 NO_FILTER = "00000000-0000-0000-0000-000000000000"
 KIND = {"group": ("include", "group"), "exclusion_group": ("exclude", "group"),
         "all_devices": ("include", "all_devices"), "all_licensed_users": ("include", "all_licensed_users")}
-
-
-@pytest.fixture
-def graph(emulator: Emulator) -> Iterator[GraphClient]:
-    with GraphClient(settings_for(emulator)) as client:
-        yield client
-
-
-@pytest.fixture
-def contoso(conn: psycopg.Connection, emulator: Emulator) -> str:
-    spec = emulator.tenant("contoso")
-    add_tenant(conn, spec.tenant_id, spec.key, spec.name)
-    add_selection(conn, "content", CONTENT_TYPES)
-    return spec.tenant_id
 
 
 def _truth(emu: Emulator, tenant_id: str, policy_type: str, external_id: str) -> set[tuple[Any, ...]]:
@@ -69,7 +50,7 @@ def invoke(*args: str) -> Any:
 
 
 def test_every_edge_kind_from_emulator_content(
-    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str
+    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str  # noqa: F811
 ) -> None:
     snap = run_snapshot(db, graph, "contoso", "content")
     assert snap.status == "succeeded", snap
@@ -108,7 +89,7 @@ def test_every_edge_kind_from_emulator_content(
 
 
 def test_removed_group_dangles_and_the_cli_answers_both_directions(
-    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str
+    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str  # noqa: F811
 ) -> None:
     run_snapshot(db, graph, "contoso", "content")
     derive_partition(db, "contoso", "content")
@@ -144,7 +125,7 @@ def test_removed_group_dangles_and_the_cli_answers_both_directions(
 
 
 def test_cli_refuses_ambiguous_names_and_bad_invocations(
-    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str
+    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str  # noqa: F811
 ) -> None:
     run_snapshot(db, graph, "contoso", "content")
     derive_partition(db, "contoso", "content")
@@ -172,7 +153,7 @@ def test_cli_refuses_ambiguous_names_and_bad_invocations(
 
 @pytest.mark.slow
 def test_dagster_asset_publishes_edges_and_warns_on_dangling(
-    db: Database, conn, emulator: Emulator, contoso: str, monkeypatch: pytest.MonkeyPatch
+    db: Database, conn, emulator: Emulator, contoso: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     from tenantatlas_pipelines.definitions import defs
 
