@@ -220,6 +220,7 @@ def _register_optional() -> None:
         ("cli_snapshots", ("snapshot", "snapshots", "show")),
         ("cli_ui", ("ui",)),
         ("cli_deps", ("deps",)),
+        ("cli_compare", ("compare",)),
     ):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=list(names))

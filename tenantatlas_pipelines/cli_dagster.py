@@ -59,12 +59,14 @@ def _want_emulator(flag: bool | None) -> bool:
 
 def _start_emulator(home: Path, scale: float) -> tuple[Any, list[Any], dict[str, str]]:
     """Start the Graph emulator with the demo tenants; returns it, its tenants and the Graph env for it."""
+    from .compare.demo import COMPARE_DEMO_TENANTS, setup_compare_demo
     from .emulator import DEMO_TENANTS, Emulator
     from .emulator.data import small_tenants
 
-    tenants = list(DEMO_TENANTS if scale >= 1 else small_tenants(scale))
+    tenants = list(DEMO_TENANTS if scale >= 1 else small_tenants(scale)) + list(COMPARE_DEMO_TENANTS)
     emu = Emulator(state_dir=home / "emulator", tenants=tenants)
     emu.start()
+    setup_compare_demo(emu)  # a golden tenant and a branch that differs from it in three ways
     return emu, tenants, emu.client_env()
 
 
@@ -312,6 +314,13 @@ _emulator_option = click.option(
     show_default=True,
     help="After the first sync round, take one snapshot (full content) of every tenant.",
 )
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="With the emulator: include the golden tenant litware and its branch, and print their compare "
+    "after the snapshots (docs/compare.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON instead of a table.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up).")
 @handle_errors
@@ -322,6 +331,7 @@ def demo(
     scale: float,
     drift: bool,
     snapshots: bool,
+    compare: bool,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -334,6 +344,10 @@ def demo(
     _quiet_dagster()
     with stack(emulator=_want_emulator(emulator), scale=scale) as st:
         refs = _all_partitions(st.db, tenants, selections)
+        if not compare:
+            from .compare.demo import COMPARE_DEMO_TENANTS
+
+            refs = [r for r in refs if r.tenant not in {t.key for t in COMPARE_DEMO_TENANTS}]
         if not refs:
             raise TenantAtlasError(
                 ErrorCode.UNKNOWN_TENANT,
@@ -344,12 +358,15 @@ def demo(
         rounds: list[tuple[str, list[PartitionOutcome]]] = []
         snapshot_rows: list[dict[str, Any]] = []
         deps_round: tuple[str, list[dict[str, Any]]] = ("", [])
+        compared: dict[str, Any] | None = None
         with open_instance() as instance:
             rounds.append(("", _run_partitions(instance, st.db, refs, level)))
             if snapshots:
                 from .cli_snapshots import snapshot_round
+                from .compare.demo import compare_demo_document
 
                 snapshot_rows = snapshot_round(instance, st.db, refs, level)
+                compared = compare_demo_document(st.db, refs[0].selection) if compare else None
             if drift and st.emulator is not None:
                 story, again = _simulate_drift(st.emulator, st.db, refs)
                 if again:
@@ -384,6 +401,7 @@ def demo(
                 ]
                 + [{**s, "round": "snapshots", "tenant": s["tenant_key"], "selection": s["selection_name"]}
                    for s in snapshot_rows]
+                + ([{**compared, "round": "compare"}] if snapshots and compared else [])
                 + [{**d, "round": "drift"} for d in drift_rows]
                 + [{**d, "round": "dependencies", "tenant": d["tenant_key"], "selection": d["selection_name"]}
                    for d in deps_round[1]],
@@ -406,6 +424,10 @@ def demo(
             from .cli_snapshots import print_snapshot_round
 
             print_snapshot_round(snapshot_rows)
+            if compared:
+                from .compare.demo import compare_demo_lines
+
+                click.echo("\n".join(compare_demo_lines(compared)))
     if drift_rows:
         from .cli_drift import print_drift_round
 

@@ -17,6 +17,7 @@ from .defs.assets import inventory_sync, missing_items
 from .defs.checks import ALL_CHECKS
 from .defs.dependencies import DEPENDENCY_ASSETS, DEPENDENCY_CHECKS, DEPENDENCY_JOBS, DEPENDENCY_SENSORS
 from .defs.drift import drift_job, policy_drift, policy_drift_sensor
+from .defs.fleet import FleetGolden, fleet_alignment, fleet_alignment_after_snapshots, fleet_alignment_job
 from .defs.jobs import sync_job
 from .defs.resources import resources_from_env
 from .defs.schedules import inventory_sync_schedule
@@ -24,15 +25,17 @@ from .defs.sensors import gdap_discovery_sensor, missing_items_sensor, tenant_re
 from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items, policy_snapshots, policy_drift, *DEPENDENCY_ASSETS],
+    assets=[
+        inventory_sync, missing_items, policy_snapshots, policy_drift, fleet_alignment, *DEPENDENCY_ASSETS,
+    ],
     asset_checks=[*ALL_CHECKS, *DEPENDENCY_CHECKS],
-    jobs=[sync_job, snapshot_job, drift_job, *DEPENDENCY_JOBS],
+    jobs=[sync_job, snapshot_job, drift_job, fleet_alignment_job, *DEPENDENCY_JOBS],
     schedules=[inventory_sync_schedule, policy_snapshots_schedule],
     sensors=[
         tenant_registry_sensor, missing_items_sensor, gdap_discovery_sensor, policy_drift_sensor,
-        *DEPENDENCY_SENSORS,
+        fleet_alignment_after_snapshots, *DEPENDENCY_SENSORS,
     ],
-    resources=resources_from_env(),
+    resources={**resources_from_env(), "fleet_golden": FleetGolden()},
     # One process per run, steps in it: a sync run is I/O bound and subprocess-per-step would double
     # the per-run overhead (see bench/dagster_overhead.py).
     executor=in_process_executor,

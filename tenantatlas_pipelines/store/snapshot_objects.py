@@ -7,7 +7,7 @@ compare, dependencies and the UI the objects of a snapshot with their normal-for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,14 +84,18 @@ ORDER BY v.policy_type, v.external_id"""
 
 def _read(
     scope: TenantScope, snapshot_id: int, types: Sequence[str] | None, external_id: str | None,
-    with_content: bool, names: bool,
+    with_content: bool, names: bool, parse: Callable[[str], Any] | None = None,
 ) -> list[SnapshotObject]:
-    sql = _SELECT.format(content="v.content" if with_content else "NULL::jsonb")
+    content = "NULL::jsonb" if not with_content else "v.content::text" if parse else "v.content"
+    sql = _SELECT.format(content=content)
     with scope.conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             sql, {"t": scope.tenant_id, "s": snapshot_id,
                   "types": list(types) if types is not None else None, "ext": external_id},
         ).fetchall()
+    if parse is not None and with_content:
+        for row in rows:
+            row["content"] = parse(row["content"])
     if with_content and names and rows:
         refs = ReferenceIndex(references_of_snapshot(scope, snapshot_id))
         for row in rows:
@@ -101,11 +105,14 @@ def _read(
 
 def objects_of_snapshot(
     scope: TenantScope, snapshot_id: int, *, policy_types: Sequence[str] | None = None,
-    with_content: bool = True, names: bool = True,
+    with_content: bool = True, names: bool = True, parse: Callable[[str], Any] | None = None,
 ) -> list[SnapshotObject]:
     """Every object a snapshot saw (optionally of some types), ordered by type and id, with its
-    normal-form content (assignments named from the snapshot's references unless `names=False`)."""
-    return _read(scope, snapshot_id, policy_types, None, with_content, names)
+    normal-form content (assignments named from the snapshot's references unless `names=False`).
+
+    `parse`: turns each document's JSON text into its content instead of the plain JSON parse — compare
+    rewrites tenant-specific strings in the text it has to parse anyway (compare/canonical.py)."""
+    return _read(scope, snapshot_id, policy_types, None, with_content, names, parse)
 
 
 def object_in_snapshot(
