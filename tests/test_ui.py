@@ -564,7 +564,7 @@ def test_object_page_lists_versions_and_diffs_two_with_the_one_diff(
     bad = client.get(f"/tenants/contoso/objects/{DC}/{changed}", params={"from": 1, "to": 999999})
     assert bad.status_code == 400
     assert "without a snapshot" not in html and "No snapshot has captured" in ok(
-        client, f"/tenants/northwind/objects/{DC}/{facts['northwind_dc'][0]['id']}"
+        client, f"/tenants/northwind/objects/{DC}/{facts['northwind_dc'][10]['id']}"
     )
 
 
@@ -658,3 +658,34 @@ def test_object_page_shows_what_it_uses_and_what_uses_it(client: TestClient, fac
     the_filter = ok(client, f"/tenants/contoso/objects/assignmentFilter/{facts['filter']}")
     used_by = the_filter.split("Used by", 1)[1]
     assert object_ids(used_by.split("</table>", 1)[0]) == [facts["drift"]["changed"]["id"]]
+
+
+# --- compare --------------------------------------------------------------------------------------------
+
+
+def test_compare_page_shows_the_match_table_and_the_plan(client: TestClient, facts: dict[str, Any]) -> None:
+    html = ok(client, "/compare", source="contoso", target="northwind", selection="all")
+    stats = re.findall(r"<b>(\d+)</b><span>([a-z ]+)</span>", html)
+    assert dict((k, int(v)) for v, k in stats) == {
+        "identical": 1, "different": 1, "only in source": 1, "only in target": 1, "ambiguous": 0,
+    }  # fmt: skip
+    table = unescape(html.split("Match table", 1)[1].split("Promotion plan", 1)[0])
+    names = {k: unescape(v["displayName"]) for k, v in facts["drift"].items()}
+    # The same baseline with other group / filter ids (Sales, Corporate devices) is identical.
+    assert re.search(re.escape(names["changed"]) + r".*?m-identical", table, re.S)
+    assert re.search(r'<code>ssid</code>.*?<code>"guest"</code>.*?<code>"guest-5g"</code>', table, re.S)
+    assert "NW - Warehouse scanners" in table and "m-only_in_target" in table
+    plan = re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html.split("Promotion plan", 1)[1])))
+    assert f"update {names['unchanged']} deviceConfiguration" in plan
+    assert re.search(rf"blocked then create {re.escape(names['added'])} deviceConfiguration .*? g-gone", plan)
+    assert not [s for s in (*SECRETS, "other-secret", "scan-pw") if s in html]
+
+
+def test_compare_refuses_what_cannot_be_compared(client: TestClient) -> None:
+    assert "Pick a source and a target tenant." in ok(client, "/compare")
+    partial_only = client.get("/compare", params={"source": "contoso", "target": "fabrikam"})
+    assert partial_only.status_code == 400 and "has no succeeded snapshot" in partial_only.text
+    assert client.get("/compare", params={"source": "contoso", "target": "contoso"}).status_code == 400
+    assert client.get("/compare", params={"source": "contoso", "target": "nobody"}).status_code == 404
+    bad = client.get("/compare", params={"source": "contoso", "target": "northwind", "selection": "nope"})
+    assert bad.status_code == 400

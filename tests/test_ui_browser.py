@@ -1,8 +1,8 @@
 """A real browser through the real server: `tenantatlas ui` as a process (uvicorn), Debian's chromium
 driven by Playwright, the demo-like fleet in PostgreSQL. Walks portfolio -> tenant -> filter -> object ->
-runs -> run -> an object's versions -> drift -> dependencies -> missing the way a technician would and
-asserts what they see (compare has no page yet: its branch had not landed); the hostile tenant's name
-shows as text and runs nothing; the CSP blocks nothing the pages need.
+runs -> run -> an object's versions -> drift -> dependencies -> compare -> missing the way a technician
+would and asserts what they see; the hostile tenant's name shows as text and runs nothing; the CSP
+blocks nothing the pages need.
 
 Needs /usr/bin/chromium (`apt-get install chromium`; `./run test` installs it when missing, as root).
 """
@@ -178,6 +178,16 @@ def test_a_technician_walks_from_the_portfolio_to_a_missing_object(page: Any, fl
     page.wait_for_url("**q=g-gone**")
     found = page.locator("section.card").filter(has_text="What uses").locator("tbody tr")
     assert found.count() == 1 and facts["drift"]["added"]["displayName"] in found.inner_text()
+
+    # Compare contoso with northwind: the match table and the plan.
+    page.get_by_role("link", name="Compare", exact=True).click()
+    page.select_option("select[name=source]", "contoso")
+    page.select_option("select[name=target]", "northwind")
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_url("**source=contoso**")
+    matches = page.locator("table.compare > tbody > tr").all_inner_texts()
+    assert len(matches) == 4 and any("identical" in m for m in matches)
+    assert "update" in page.locator("section.card").filter(has_text="Promotion plan").inner_text()
 
     page.get_by_role("link", name="Missing", exact=True).first.click()
     page.select_option("select[name=confidence]", "high")

@@ -10,7 +10,8 @@ stale tenant. The stories:
 - tailspin: no Intune licence (every Intune type fails), conditional access still reads;
 - hostile: a tenant and objects whose names are markup and spreadsheet formulas;
 - woodgrove: registered, never synced;
-- snapshots and drift (contoso/all): one object changed, one added and accepted, one missing; a partial
+- snapshots and drift (contoso/all): one object changed, one added and accepted, one missing; northwind
+  with the same baseline (one identical, one different, one of its own) to compare with; a partial
   snapshot of fabrikam; contoso's dependency graph (a group with a filter, all devices, a dangling
   excluded group).
 """
@@ -182,7 +183,7 @@ def build_fleet(db: Database, *, runs: int = 6, big: int = 300, scale: int = 1) 
 
     for key in ("contoso", "fabrikam", "northwind", "tailspin", "hostile"):
         publish_missing(db, key, "all", dagster_run_id=None, now=datetime.now(UTC))
-    facts |= snapshots_and_drift(db, contoso)
+    facts |= snapshots_and_drift(db, contoso, northwind[DC])
     return facts
 
 
@@ -198,7 +199,9 @@ def _wifi(name: str, ssid: str, psk: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def snapshots_and_drift(
+    db: Database, contoso: dict[str, list[dict[str, Any]]], northwind_dc: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Two snapshots of contoso/all through the snapshots package's own synthetic insert (the capture and
     store code of a real run), drift published by the drift package, one deviation accepted; and a
     partial snapshot of fabrikam. Stories: A changed (ssid, the filter mode of its assignment, its secret),
@@ -246,6 +249,22 @@ def snapshots_and_drift(db: Database, contoso: dict[str, list[dict[str, Any]]]) 
         )  # fmt: skip
     publish_drift(db, "contoso", "all")
     derive_partition(db, "contoso", "all")  # the dependency graph of the latest snapshot
+    with db.connect() as conn:  # northwind: the same baseline deployed again, one setting apart
+        nw = [o["id"] for o in northwind_dc[:3]]
+        nw_refs = [
+            Reference(RefKind.GROUP, "nw-sales", "Sales", GroupType.SECURITY),
+            Reference(RefKind.ASSIGNMENT_FILTER, "nw-corp", "Corporate devices"),
+        ]
+        insert_snapshot(
+            tenant_scope(conn, TENANTS["northwind"][0]), get_selection(conn, "all"),
+            [
+                SyntheticObject(DC, nw[0], _wifi(a[name], "corp-5g", "other-secret"),
+                                [group_assignment("nw-sales", filter_id="nw-corp", filter_mode="exclude")]),
+                SyntheticObject(DC, nw[1], _wifi(b[name], "guest-5g", "guest-pw"), [virtual_assignment()]),
+                SyntheticObject(DC, nw[2], _wifi("NW - Warehouse scanners", "scan", "scan-pw")),
+            ],
+            references=nw_refs,
+        )  # fmt: skip
     with db.connect() as conn:
         scope = tenant_scope(conn, TENANTS["fabrikam"][0])
         partial = insert_snapshot(

@@ -65,6 +65,7 @@ def main() -> None:
         "snapshot-partial": (f"/snapshots/{facts['fabrikam_snapshot']}", 900),
         "drift": ("/drift?tenant=contoso", 1250),
         "drift-fleet": ("/drift", 600),
+        "compare": ("/compare?source=contoso&target=northwind&selection=all", 1300),
         "dependencies": ("/dependencies?tenant=contoso&kind=group&q=g-sales", 1100),
         "object-versions": (f"/tenants/contoso/objects/{DC}/{facts['drift']['changed']['id']}", 1500),
     }

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .compare_page import ComparePage
 from .history_pages import HistoryPages
 from .inventory_pages import InventoryPages, csv_safe
 from .reader import AnalystReader
@@ -47,6 +48,7 @@ def create_app(
     inventory = InventoryPages(reader, settings, clock)
     runs = RunPages(reader, settings, clock)
     history = HistoryPages(reader, settings, clock)
+    compare = ComparePage(reader, settings, clock)
     errors = ErrorPage(reader, settings, clock)
     routes = [
         Route("/", inventory.portfolio, name="portfolio"),
@@ -63,6 +65,7 @@ def create_app(
         Route("/snapshots/{snapshot_id:int}", runs.snapshot, name="snapshot"),
         Route("/drift", history.drift, name="drift"),
         Route("/dependencies", history.dependencies, name="dependencies"),
+        Route("/compare", compare.compare, name="compare"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

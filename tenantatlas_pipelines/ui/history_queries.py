@@ -391,3 +391,37 @@ def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: i
     return ReferenceIndex(
         [Reference(RefKind(k), i, n, GroupType(g) if g else None, bool(r)) for k, i, n, g, r in rows]
     )
+
+
+# --- compare -----------------------------------------------------------------------------------------------
+
+
+def latest_succeeded_snapshot_id(conn: psycopg.Connection, tenant_id: str, selection_hash: str) -> int | None:
+    """The tenant's latest succeeded snapshot of a selection lineage (snapshot_runs_lineage index)."""
+    row = conn.execute(
+        """SELECT id FROM snapshot_runs WHERE tenant_id = %s AND selection_hash = %s AND status = 'succeeded'
+           ORDER BY started_at DESC, id DESC LIMIT 1""",
+        (tenant_id, selection_hash),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def snapshot_object_texts(
+    conn: psycopg.Connection, tenant_id: str, snapshot_id: int
+) -> list[tuple[str, str, str | None, str]]:
+    """(policy type, external id, display name, normal form as JSON text) of every object one snapshot
+    saw: compare rewrites the text before parsing it (compare/canonical.py)."""
+    return [
+        (r[0], r[1], r[2], r[3])
+        for r in conn.execute(
+            """SELECT v.policy_type, v.external_id, o.display_name, v.content::text
+               FROM snapshot_objects o JOIN object_versions v ON v.id = o.version_id
+               WHERE o.snapshot_run_id = %s AND o.tenant_id = %s
+               ORDER BY v.policy_type, v.external_id""",
+            (snapshot_id, tenant_id),
+        )
+    ]
+
+
+def reference_list(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> list[Reference]:
+    return list(snapshot_references(conn, tenant_id, snapshot_id))
