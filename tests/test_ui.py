@@ -689,3 +689,14 @@ def test_compare_refuses_what_cannot_be_compared(client: TestClient) -> None:
     assert client.get("/compare", params={"source": "contoso", "target": "nobody"}).status_code == 404
     bad = client.get("/compare", params={"source": "contoso", "target": "northwind", "selection": "nope"})
     assert bad.status_code == 400
+
+
+def test_portfolio_shows_alignment_to_the_golden_tenant(client: TestClient, facts: dict[str, Any]) -> None:
+    html = ok(client, "/")
+    row = html.split('href="/tenants/northwind"', 1)[1].split("</tr>", 1)[0]
+    percent = int(facts["northwind_alignment"].score * 100)
+    assert re.search(
+        rf'href="/compare\?source=contoso&amp;target=northwind&amp;selection=all"[^>]*>{percent} %</a>', row
+    )
+    assert 0 < percent < 100  # one identical, one different, one on each side only
+    assert _tenant_order(ok(client, "/", sort="alignment"))[0] == "northwind"

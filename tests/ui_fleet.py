@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenantatlas_pipelines.compare.run import GoldenConfig, align_tenant, load_golden
 from tenantatlas_pipelines.db import Database, ensure_database, with_database
 from tenantatlas_pipelines.defs.reporting import publish_missing
 from tenantatlas_pipelines.dependencies.derive import derive_partition
@@ -265,6 +266,9 @@ def snapshots_and_drift(
             ],
             references=nw_refs,
         )  # fmt: skip
+    with db.connect() as conn:  # the fleet asset's alignment of northwind to contoso as golden tenant
+        golden, golden_selection = load_golden(conn, GoldenConfig("contoso"))
+        alignment = align_tenant(conn, golden, golden_selection, "northwind")
     with db.connect() as conn:
         scope = tenant_scope(conn, TENANTS["fabrikam"][0])
         partial = insert_snapshot(
@@ -275,6 +279,7 @@ def snapshots_and_drift(
         "fabrikam_snapshot": partial,
         "drift": {"changed": a, "unchanged": b, "added": c, "missing": d},
         "filter": corp,
+        "northwind_alignment": alignment,
     }
 
 

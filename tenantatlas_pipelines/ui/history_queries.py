@@ -425,3 +425,23 @@ def snapshot_object_texts(
 
 def reference_list(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> list[Reference]:
     return list(snapshot_references(conn, tenant_id, snapshot_id))
+
+
+@dataclass(frozen=True)
+class AlignmentRow:
+    tenant_id: str
+    score: float
+    golden_key: str
+    selection_name: str
+
+
+def alignment_by_tenant(conn: psycopg.Connection) -> dict[str, AlignmentRow]:
+    """Each tenant's latest alignment to the golden tenant (fleet_alignment: one row per tenant)."""
+    with conn.cursor(row_factory=class_row(AlignmentRow)) as cur:
+        return {
+            r.tenant_id: r
+            for r in cur.execute(
+                """SELECT a.tenant_id, a.score, g.key AS golden_key, a.selection_name
+                   FROM fleet_alignment a JOIN tenants g ON g.tenant_id = a.golden_tenant_id"""
+            )
+        }

@@ -51,7 +51,10 @@ class InventoryPages(Views):
             cells = queries.coverage(conn)
             last_runs = queries.last_runs(conn)
             drift = history_queries.unaccepted_drift_by_tenant(conn)
-        rows = portfolio.build_rows(tenants, cells, last_runs, types, now, self.settings.stale_after, drift)
+            alignment = history_queries.alignment_by_tenant(conn)
+        rows = portfolio.build_rows(
+            tenants, cells, last_runs, types, now, self.settings.stale_after, drift, alignment
+        )
         totals = {
             "tenants": len(rows),
             "failing": sum(r.failing for r in rows),

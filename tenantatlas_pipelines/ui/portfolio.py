@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from .format import age, count, short_code, timestamp
 from .queries import CoverageCell, LastRun, TenantInfo
@@ -23,6 +24,7 @@ SORTS = {
     "failing": ("Failing types", True),
     "stale": ("Stale types", True),
     "drift": ("Unaccepted drift", True),
+    "alignment": ("Alignment to the golden tenant", False),
     "oldest": ("Oldest good read", False),
 }
 
@@ -81,6 +83,7 @@ class TenantRow:
     failing: int = 0
     stale: int = 0  # stale or never read
     drift: int = 0  # unaccepted high-confidence drift items (published, all selections)
+    alignment: Any = None  # history_queries.AlignmentRow: score against the golden tenant, if computed
     oldest_good: datetime | None = None
     by_type: dict[str, CellView] = field(default_factory=dict)
 
@@ -97,6 +100,7 @@ def build_rows(
     now: datetime,
     stale_after: timedelta,
     drift: dict[str, int] | None = None,
+    alignment: dict[str, Any] | None = None,
 ) -> list[TenantRow]:
     """One row per tenant, its cells in `types` order, with the totals the sort keys use."""
     drift = drift or {}
@@ -107,7 +111,11 @@ def build_rows(
     for t in tenants:
         mine = by_tenant.get(t.tenant_id, {})
         row = TenantRow(
-            tenant=t, cells=[], last_run=last_runs.get(t.tenant_id), drift=drift.get(t.tenant_id, 0)
+            tenant=t,
+            cells=[],
+            last_run=last_runs.get(t.tenant_id),
+            drift=drift.get(t.tenant_id, 0),
+            alignment=(alignment or {}).get(t.tenant_id),
         )
         for key in types:
             cell = mine.get(key) or CoverageCell(t.tenant_id, key, None, None, None, None, None)
@@ -145,6 +153,13 @@ def sort_rows(rows: list[TenantRow], sort: str, descending: bool) -> list[Tenant
 
         ranked = sorted(rows, key=lambda r: r.tenant.key)
         return sorted(ranked, key=type_key, reverse=descending)
+    if sort == "alignment":  # least aligned first; tenants without an alignment last
+        ranked = sorted(rows, key=lambda r: r.tenant.key)
+        return sorted(
+            ranked,
+            key=lambda r: (r.alignment is None, r.alignment.score if r.alignment else 0.0),
+            reverse=descending,
+        )
     if sort == "oldest":
         # Never read sorts as the oldest of all.
         ranked = sorted(rows, key=lambda r: r.tenant.key)
