@@ -244,6 +244,7 @@ def _register_optional() -> None:
         ("cli_emulator", ("emulator",)),
         ("cli_dagster", ("demo", "dev", "sync", "missing")),
         ("cli_snapshots", ("snapshot", "snapshots", "show")),
+        ("cli_ui", ("ui",)),
         ("cli_deps", ("deps",)),
         ("cli_compare", ("compare",)),
     ):

@@ -442,6 +442,10 @@ def demo(
             "could not read everything, so nothing is concluded (see `tenantatlas missing`)."
         )
     click.echo(f"Dagster instance: {st.dagster_home}  (browse it with `tenantatlas dev`)")
+    click.echo(
+        "Inventory UI: `tenantatlas ui` (./run ui), then open http://127.0.0.1:8080/ "
+        "(`tenantatlas dev` starts it next to Dagster)"
+    )
 
 
 def _run_partitions(
@@ -492,9 +496,11 @@ def _simulate_drift(emu: Any, db: Database, refs: Sequence[PartitionRef]) -> tup
 @click.option(
     "--scale", type=float, default=1.0, show_default=True, help="Emulator object counts (see demo)."
 )
+@click.option("--ui-port", default=8080, show_default=True, type=int, help="Port of the inventory UI.")
 @handle_errors
-def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
-    """Set up like `demo`, then run the Dagster UI (webserver), daemon and one long-lived code server.
+def dev(emulator: bool | None, host: str, port: int, scale: float, ui_port: int) -> None:
+    """Set up like `demo`, then run the Dagster UI (webserver), daemon, one long-lived code server and the
+    inventory UI (`tenantatlas ui`).
 
     The tenant registry sensor turns registered tenants into partitions and syncs new ones; the
     schedule keeps them fresh. Ctrl-C or SIGTERM stops every process it started (one process group,
@@ -502,6 +508,7 @@ def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
     """
     import logging
 
+    from .cli_ui import ui_command
     from .dev_stack import DevStack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s tenantatlas dev: %(message)s")
@@ -510,8 +517,15 @@ def dev(emulator: bool | None, host: str, port: int, scale: float) -> None:
     code = 1
     try:
         with stack(emulator=_want_emulator(emulator), scale=scale) as st:
-            dev_stack = DevStack(dagster_home=st.dagster_home, env=os.environ.copy(), host=host, port=port)
-            click.echo(f"DAGSTER_HOME={st.dagster_home}\nUI: http://{host}:{port}", err=True)
+            dev_stack = DevStack(
+                dagster_home=st.dagster_home, env=os.environ.copy(), host=host, port=port,
+                extra={"inventory-ui": ui_command(host, ui_port)},
+            )
+            click.echo(
+                f"DAGSTER_HOME={st.dagster_home}\nDagster UI:   http://{host}:{port}\n"
+                f"Inventory UI: http://{host}:{ui_port}",
+                err=True,
+            )
             dev_stack.start()
             code = dev_stack.run_until_stopped()
     except KeyboardInterrupt:  # stopped while setting up: nothing of ours is running yet

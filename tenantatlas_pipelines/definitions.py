@@ -30,7 +30,9 @@ from .defs.sensors import (
 from .defs.snapshots import policy_snapshots, policy_snapshots_schedule, snapshot_job
 
 defs = Definitions(
-    assets=[inventory_sync, missing_items, policy_snapshots, policy_drift, *DEPENDENCY_ASSETS, fleet_alignment],
+    assets=[
+        inventory_sync, missing_items, policy_snapshots, policy_drift, fleet_alignment, *DEPENDENCY_ASSETS,
+    ],
     asset_checks=[*ALL_CHECKS, *DEPENDENCY_CHECKS],
     jobs=[sync_job, snapshot_job, drift_job, *DEPENDENCY_JOBS, fleet_alignment_job],
     schedules=[inventory_sync_schedule, policy_snapshots_schedule],

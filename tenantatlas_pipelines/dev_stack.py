@@ -221,6 +221,8 @@ class DevStack:
     code_port: int = 0
     restarts: int = 0
     group: ProcessGroup | None = None
+    #: More processes of the same stack (e.g. the inventory UI): started last, stopped with the group.
+    extra: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def start(self, code_server_timeout: float = 300.0) -> None:
         """Start the code server, wait until it listens, then the webserver and the daemon."""
@@ -243,6 +245,8 @@ class DevStack:
                 )
             self.group.start("webserver", webserver_command(workspace, self.host, self.port))
             self.group.start("daemon", daemon_command(workspace))
+            for name, cmd in self.extra.items():
+                self.group.start(name, cmd)
         except BaseException:  # a signal or a failed start: nothing we started may stay behind
             self.stop()
             raise

@@ -56,8 +56,8 @@ def parse(text: str) -> dict[str, CodeDoc]:
     return docs
 
 
-@lru_cache(maxsize=1)
-def _load(path: Path) -> dict[str, CodeDoc]:
+@lru_cache(maxsize=4)
+def load(path: Path) -> dict[str, CodeDoc]:
     try:
         return parse(path.read_text(encoding="utf-8"))
     except OSError:
@@ -66,5 +66,5 @@ def _load(path: Path) -> dict[str, CodeDoc]:
 
 def explain(code: str) -> str:
     """`code: <meaning> What to do: <action>`; just the code and a pointer when the doc is not there."""
-    doc = _load(doc_path()).get(code)
+    doc = load(doc_path()).get(code)
     return f"{code}: {doc.sentence()}" if doc else f"{code} (see docs/error-codes.md)"

@@ -201,7 +201,7 @@ def test_dev_writes_instance_config_and_starts_the_dev_stack(
     launched: dict[str, Any] = {}
 
     def start(self: DevStack, code_server_timeout: float = 300.0) -> None:
-        launched.update(env=dict(self.env), home=self.dagster_home, port=self.port)
+        launched.update(env=dict(self.env), home=self.dagster_home, port=self.port, extra=dict(self.extra))
 
     def run_until_stopped(self: DevStack, interval: float = 1.0) -> int:
         # While the stack would run, the emulator answers at the configured URL.
@@ -220,6 +220,11 @@ def test_dev_writes_instance_config_and_starts_the_dev_stack(
     assert result.exit_code == 0, result.output
     env = launched["env"]
     assert launched["port"] == 3999 and launched["home"] == tmp_path / "dagster"
+    # The inventory UI runs in the same process group, and both addresses are printed.
+    ui_cmd = launched["extra"]["inventory-ui"]
+    assert ui_cmd[1:4] == ["-m", "tenantatlas_pipelines", "ui"] and ui_cmd[-2:] == ["--port", "8080"]
+    assert "Dagster UI:   http://127.0.0.1:3999" in result.output
+    assert "Inventory UI: http://127.0.0.1:8080" in result.output
     assert env["DAGSTER_HOME"] == str(tmp_path / "dagster")
     assert env[STORAGE_URL_ENV].startswith("postgresql+psycopg2://")
     assert urlsplit(env[STORAGE_URL_ENV]).path == "/dagster"
