@@ -20,7 +20,9 @@ from starlette.testclient import TestClient
 
 from tenantatlas_pipelines.db import Database, ensure_database, with_database
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
+from tenantatlas_pipelines.policy_types import REGISTRY
 from tenantatlas_pipelines.ui.app import Settings, create_app
+from tenantatlas_pipelines.ui.charts import HEIGHT, PAD_BOTTOM, PAD_TOP
 from tenantatlas_pipelines.ui.reader import AnalystReader
 from tenantatlas_pipelines.ui.security import CSP, cookie_value
 from tests.ui_fleet import APP, CA, DC, FORMULA, IMG, TENANTS, XSS, fleet_database
@@ -373,9 +375,10 @@ def test_object_page_shows_metadata_seen_times_and_missing(client: TestClient, f
 
 def test_tenant_runs_page_has_charts_and_a_row_per_run(client: TestClient, facts: dict[str, Any]) -> None:
     html = ok(client, "/tenants/contoso/runs")
-    assert html.count('<svg class="chart"') == 2
+    assert html.count('<svg class="chart"') == 3
     assert html.count('<rect class="bar s-succeeded"') == len(facts["contoso_runs"])
-    assert html.count('<circle class="dot s-succeeded"') == len(facts["contoso_runs"])
+    # a dot per run in the objects chart and in the coverage chart
+    assert html.count('<circle class="dot s-succeeded"') == 2 * len(facts["contoso_runs"])
     for run_id in facts["contoso_runs"]:
         assert f'href="/runs/{run_id}"' in html
     # five per page, newest first, then Older
@@ -383,6 +386,45 @@ def test_tenant_runs_page_has_charts_and_a_row_per_run(client: TestClient, facts
     assert listed == [str(i) for i in sorted(facts["contoso_runs"], reverse=True)[:5]]
     older = ok(client, link(html, "next"))
     assert re.findall(r'<td><a href="/runs/(\d+)">#', older) == [str(min(facts["contoso_runs"]))]
+
+
+def coverage_points(html: str) -> list[tuple[int, str, float, str]]:
+    """The coverage chart's dots, oldest first: (run id, status class, y, tooltip)."""
+    svg = html.split('aria-label="Policy types read"', 1)[1].split("</svg>", 1)[0]
+    return [
+        (int(run), status, float(cy), unescape(tip))
+        for run, status, cy, tip in re.findall(
+            r'<a href="/runs/(\d+)"><circle class="dot s-(\w+)" cx="[\d.]+" cy="([\d.]+)" r="3.5">'
+            r"<title>(.*?)</title>",
+            svg,
+        )
+    ]
+
+
+def _types_read(key: str, runs: int) -> list[int]:
+    """What the fleet's stories read per run, oldest first (selection `all` = every registered type)."""
+    n = len(REGISTRY)
+    if key == "fabrikam":  # five clean runs, then the app permission is withdrawn: all but mobileApp
+        return [n] * (runs - 1) + [n - 1]
+    if key == "tailspin":  # no Intune licence in either run: only conditional access reads
+        return [1] * runs
+    return [n] * runs
+
+
+@pytest.mark.parametrize("key", ["fabrikam", "tailspin", "contoso"])
+def test_tenant_runs_page_charts_coverage_per_run(
+    client: TestClient, facts: dict[str, Any], key: str
+) -> None:
+    """One point per sync run of the selection, oldest first, at the share of its policy types read,
+    on a 0-100 % axis, with the run's status colour, the count in its tooltip and a link to the run."""
+    points = coverage_points(ok(client, f"/tenants/{key}/runs"))
+    runs = facts[f"{key}_runs"]
+    assert [p[0] for p in points] == runs
+    n, plot_h = len(REGISTRY), HEIGHT - PAD_TOP - PAD_BOTTOM
+    for (_, status, cy, tip), k in zip(points, _types_read(key, len(runs)), strict=True):
+        assert status == ("succeeded" if k == n else "partial"), tip
+        assert f"{k}/{n} types read ({100 * k / n:.0f} %)" in tip
+        assert cy == pytest.approx(PAD_TOP + plot_h * (1 - k / n), abs=0.1), tip
 
 
 def test_partial_run_shows_failed_type_with_code_and_sentence(

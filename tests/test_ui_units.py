@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tenantatlas_pipelines.error_docs import parse
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
 from tenantatlas_pipelines.ui import charts, format, paging, portfolio
 from tenantatlas_pipelines.ui.app import csv_safe, object_url, url
-from tenantatlas_pipelines.ui.error_docs import error_docs, parse
+from tenantatlas_pipelines.ui.error_docs import error_docs
 from tenantatlas_pipelines.ui.queries import CoverageCell, LastRun, TenantInfo, like_pattern
 from tenantatlas_pipelines.ui.security import allowed_hosts, check_bind, is_loopback
 
@@ -164,6 +165,16 @@ def test_line_chart_skips_points_without_value() -> None:
     assert line is not None and len((line.get("points") or "").split()) == 3
 
 
+def test_line_chart_with_a_fixed_top_keeps_the_axis_and_places_points_against_it() -> None:
+    points = [charts.Point(v, "s-succeeded", f"{v}") for v in (50.0, 25.0)]
+    svg = str(charts.line_chart(points, title="Types", unit=" %", first="a", last="b", top=100.0))
+    assert ">100 %</text>" in svg and ">50 %</text>" in svg  # not the nice ceiling of 50
+    ns = "{http://www.w3.org/2000/svg}"
+    plot_h = charts.HEIGHT - charts.PAD_TOP - charts.PAD_BOTTOM
+    ys = [float(c.get("cy") or "nan") for c in ElementTree.fromstring(svg).findall(f".//{ns}circle")]
+    assert ys == pytest.approx([charts.PAD_TOP + plot_h * 0.5, charts.PAD_TOP + plot_h * 0.75], abs=0.1)
+
+
 # --- formats, urls, cursors ----------------------------------------------------------------------------
 
 
@@ -216,7 +227,8 @@ def test_every_error_code_has_its_sentence_from_the_docs() -> None:
     docs = error_docs()
     assert set(docs) == {c.value for c in ErrorCode}
     assert docs["graph_forbidden"].meaning == "403: the app lacks the permission for this policy type."
-    assert docs["graph_forbidden"].action == "Grant the Graph application permission named in the message."
+    todo = docs["graph_forbidden"].what_to_do
+    assert todo == "Grant the Graph application permission named in the message."
 
 
 def test_parse_ignores_other_tables_and_strips_backticks() -> None:

@@ -268,7 +268,7 @@ def snapshots_and_drift(
         )  # fmt: skip
     with db.connect() as conn:  # the fleet asset's alignment of northwind to contoso as golden tenant
         golden, golden_selection = load_golden(conn, GoldenConfig("contoso"))
-        alignment = align_tenant(conn, golden, golden_selection, "northwind")
+        alignment, _ = align_tenant(conn, golden, golden_selection, "northwind")
     with db.connect() as conn:
         scope = tenant_scope(conn, TENANTS["fabrikam"][0])
         partial = insert_snapshot(

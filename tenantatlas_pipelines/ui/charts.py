@@ -83,9 +83,13 @@ def bar_chart(points: Sequence[Point], *, title: str, unit: str, first: str, las
     return Markup("".join(parts))
 
 
-def line_chart(points: Sequence[Point], *, title: str, unit: str, first: str, last: str) -> Markup:
-    """A line through the points that have a value, with a dot per point (coloured by its class)."""
-    top = nice_ceiling(max((p.value or 0.0 for p in points), default=0.0))
+def line_chart(
+    points: Sequence[Point], *, title: str, unit: str, first: str, last: str, top: float | None = None
+) -> Markup:
+    """A line through the points that have a value, with a dot per point (coloured by its class).
+    `top` fixes the axis maximum (a share is read against 100 %, not against its own best value)."""
+    if top is None:
+        top = nice_ceiling(max((p.value or 0.0 for p in points), default=0.0))
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
     parts = _frame(title, top, unit, first, last)

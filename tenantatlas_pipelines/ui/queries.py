@@ -548,6 +548,35 @@ def run_history(
     return rows
 
 
+@dataclass(frozen=True)
+class TypeCoverage:
+    """How many of a run's policy types (one ledger row each, written when the run starts) were read."""
+
+    read: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.read / self.total if self.total else 0.0
+
+
+def run_coverage(conn: psycopg.Connection, run_ids: list[int]) -> dict[int, TypeCoverage]:
+    """Types read successfully / types of the selection, per run, for the given runs (the charts'
+    series, so at most `run_history`'s limit): probes of the per-type table's primary key
+    (sync_run_id, policy_type), bounded by runs x types, never by items. A skipped run has no type
+    rows and so no entry."""
+    if not run_ids:
+        return {}
+    return {
+        run_id: TypeCoverage(read, total)
+        for run_id, read, total in conn.execute(
+            """SELECT sync_run_id, count(*) FILTER (WHERE status = 'succeeded'), count(*)
+               FROM inventory_sync_run_types WHERE sync_run_id = ANY(%s) GROUP BY sync_run_id""",
+            (run_ids,),
+        )
+    }
+
+
 def tenant_selections(conn: psycopg.Connection, tenant_id: str) -> list[str]:
     """Selections this tenant has runs of (for the charts' picker)."""
     return [

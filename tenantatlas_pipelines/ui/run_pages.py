@@ -33,6 +33,7 @@ class RunPages(Views):
                 else ("all" if "all" in selections else next(iter(selections), None))
             )
             history = queries.run_history(conn, tenant.tenant_id, selection) if selection else []
+            coverage = queries.run_coverage(conn, [r.id for r in history])
             page = queries.runs_page(
                 conn, tenant_id=tenant.tenant_id, size=self.settings.runs_page_size, before_id=before
             )
@@ -43,7 +44,7 @@ class RunPages(Views):
             tenant=tenant,
             selections=selections,
             selection=selection,
-            charts=_run_charts(history),
+            charts=_run_charts(history, coverage),
             page=page,
             next_url=url(path, selection=selection, before=page.rows[-1].id) if page.has_next else None,
             first_url=url(path, selection=selection) if page.has_prev else None,
@@ -114,8 +115,12 @@ class RunPages(Views):
         )
 
 
-def _run_charts(history: list[queries.RunRow]) -> dict[str, Any] | None:
-    """Run durations (bars) and objects observed (line) of one tenant + selection, oldest to newest."""
+def _run_charts(
+    history: list[queries.RunRow], coverage: dict[int, queries.TypeCoverage]
+) -> dict[str, Any] | None:
+    """Run durations (bars), objects observed (line) and coverage — the share of the selection's policy
+    types read successfully (line, 0-100 %) — of one tenant + selection, oldest to newest. A run that is
+    still going or was skipped has no objects and no coverage point."""
     if not history:
         return None
     first, last = format.timestamp(history[0].started_at), format.timestamp(history[-1].started_at)
@@ -135,8 +140,30 @@ def _run_charts(history: list[queries.RunRow]) -> dict[str, Any] | None:
         )
         for r in history
     ]  # fmt: skip
+    shares = [
+        charts.Point(
+            None if r.status in ("skipped", "running") or r.id not in coverage
+            else 100 * coverage[r.id].share,
+            f"s-{r.status}",
+            _coverage_tooltip(r, coverage.get(r.id)),
+            f"/runs/{r.id}",
+        )
+        for r in history
+    ]  # fmt: skip
     return {
+        "coverage": charts.line_chart(
+            shares, title="Policy types read", unit=" %", first=first, last=last, top=100.0
+        ),
         "durations": charts.bar_chart(durations, title="Run duration", unit=" s", first=first, last=last),
         "items": charts.line_chart(items, title="Objects observed", unit="", first=first, last=last),
         "runs": len(history),
     }
+
+
+def _coverage_tooltip(run: queries.RunRow, cov: queries.TypeCoverage | None) -> str:
+    when = format.timestamp(run.started_at)
+    if cov is None or run.status in ("skipped", "running"):
+        return f"run {run.id} · {run.status} · no per-type outcome · {when}"
+    return (
+        f"run {run.id} · {cov.read}/{cov.total} types read ({100 * cov.share:.0f} %) · {run.status} · {when}"
+    )
