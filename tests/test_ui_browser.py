@@ -150,7 +150,7 @@ def test_a_technician_walks_from_the_portfolio_to_a_missing_object(page: Any, fl
 
     page.get_by_role("link", name="Runs", exact=True).nth(1).click()  # the tenant's tab, not the top nav
     page.wait_for_url("**/tenants/contoso/runs")
-    assert page.locator("svg.chart").count() == 2
+    assert page.locator("svg.chart").count() == 3  # durations, objects, coverage
     assert page.locator("svg.chart rect.bar").count() == len(facts["contoso_runs"])
     page.locator("table.runs tbody tr").first.locator("a").first.click()
     page.wait_for_url("**/runs/*")

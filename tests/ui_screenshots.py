@@ -56,6 +56,7 @@ def main() -> None:
         "tenant-inventory-missing": ("/tenants/fabrikam?state=missing-low", 900),
         "object": (f"/tenants/contoso/objects/{DC}/{gone['id']}", 900),
         "tenant-runs": ("/tenants/contoso/runs", 1100),
+        "tenant-runs-coverage": ("/tenants/fabrikam/runs", 1000),
         "run-partial": (f"/runs/{facts['fabrikam_runs'][-1]}", 1000),
         "run-failed": (f"/runs/{facts['tailspin_runs'][-1]}", 1100),
         "runs": ("/runs", 900),
