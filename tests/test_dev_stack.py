@@ -42,13 +42,25 @@ def _alive(pids: list[int]) -> list[int]:
     return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def test_process_group_stops_every_descendant_within_the_bound(tmp_path: Path) -> None:
     group = ProcessGroup(env=dict(os.environ), cwd=tmp_path)
     group.start("plain", [sys.executable, "-c", "import time; time.sleep(300)"])
     # Ignores SIGINT and SIGTERM, and has a child that left the group (its own session).
     group.start("stubborn", ["sh", "-c", "trap '' INT TERM; setsid sleep 301 & sleep 302 & wait"])
     deadline = time.monotonic() + 30
-    while len(group.descendants()) < 4 and time.monotonic() < deadline:
+
+    def settled() -> bool:  # all four started, and setsid has really moved its sleep out of the group
+        procs = group.descendants()
+        return len(procs) == 4 and any(_pgid(p.pid) not in (None, group.pgid) for p in procs)
+
+    while not settled() and time.monotonic() < deadline:
         time.sleep(0.1)
     pids = [p.pid for p in group.descendants()]  # python, sh and its two sleeps
     assert len(pids) == 4, pids
