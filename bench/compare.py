@@ -69,8 +69,7 @@ def best_of(n: int, fn: Any) -> tuple[float, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from bench._common import bench_database
-    from bench.snapshot import target
+    from bench._common import bench_database, target
     from tenantatlas_pipelines.compare.run import (
         CompareRequest,
         GoldenConfig,

@@ -31,14 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import target  # noqa: E402
+
 TENANT_ID = "dddddddd-0000-4000-8000-000000000001"
 SELECTION = "bench-deps"
 CHUNK = 50_000
-
-
-def target(name: str, value: float, op: str, limit: float, fmt: str = ".3f") -> None:
-    met = {"<=": value <= limit, "==": value == limit}[op]
-    print(f"target {name}: {value:{fmt}} (goal {op} {limit:g}) {'met' if met else 'missed'}")
 
 
 def group_id(i: int) -> str:

@@ -257,8 +257,9 @@ def main() -> None:
         if args.fleet_tenants > 0:
             fleet(db, args.fleet_tenants, args.fleet_objects)
         db.close_idle()
-        verdict = "met" if ratio <= GOAL else "missed"
-        print(f"target drift_vs_join_{args.objects}: {ratio:.2f} (goal <= {GOAL:g}) {verdict}")
+        from bench._common import target
+
+        target(f"drift_vs_join_{args.objects}", ratio, "<=", GOAL, ".2f")
     finally:
         if temp_home is not None:
             from tenantatlas_pipelines.db.embedded import stop_server

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import bench_database
+from bench._common import bench_database, target
 from tenantatlas_pipelines.normalize import normalize_item
 from tenantatlas_pipelines.policy_types import REGISTRY
 from tenantatlas_pipelines.store import sync_runs
@@ -127,7 +127,7 @@ def main() -> None:
     )
     print(f"store upsert: {store_s:.2f} s ({total / store_s:,.0f} items/s)")
     print(f"raw COPY + INSERT ON CONFLICT: {raw_s:.2f} s ({total / raw_s:,.0f} items/s)")
-    print(f"ratio store/raw: {store_s / raw_s:.3f} (target <= 1.25)")
+    target("ingest_store_vs_raw", store_s / raw_s, "<=", 1.25)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import target  # noqa: E402
+
 SELECTION = "bench-snapshot"
 TYPES = ("settingsCatalogPolicy", "deviceConfiguration")
 SNAPSHOT_TABLES = ("snapshot_runs", "snapshot_run_types", "object_versions", "snapshot_objects",
@@ -105,11 +107,6 @@ class EmulatorProcess:
         self.client.close()
         self.proc.terminate()
         self.proc.wait(timeout=60)
-
-
-def target(name: str, value: float, op: str, limit: float, fmt: str = ".3f") -> None:
-    met = {"<=": value <= limit, "==": value == limit}[op]
-    print(f"target {name}: {value:{fmt}} (goal {op} {limit:g}) {'met' if met else 'missed'}")
 
 
 def spec(n: int, policies: int, configs: int, *, throttled: bool):  # -> TenantSpec

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import bench_database  # noqa: E402
+from bench._common import bench_database, target  # noqa: E402
 from tenantatlas_pipelines.emulator import DEFAULT_SIZES, Emulator, TenantSpec  # noqa: E402
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's
@@ -97,7 +97,8 @@ def main() -> None:
                 f"peak RSS {r['peak_rss_mb']:.1f} MB"
             )
     ratio = results[args.large]["peak_rss_mb"] / results[args.small]["peak_rss_mb"]
-    print(f"peak RSS ratio {args.large:,} / {args.small:,}: {ratio:.3f} (target <= 1.3)")
+    print(f"peak RSS ratio {args.large:,} / {args.small:,}: {ratio:.3f}")
+    target("sync_peak_rss_ratio", ratio, "<=", 1.3)
 
 
 if __name__ == "__main__":
