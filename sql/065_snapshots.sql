@@ -175,12 +175,14 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO tenantatlas_pipeline;
 GRANT SELECT ON snapshot_runs, snapshot_run_types, object_versions, snapshot_objects, snapshot_references
     TO tenantatlas_analyst;
 
-DO $$
+-- One definition of the tenant row-level-security policies, for every tenant-scoped table a migration
+-- adds from here on: the pipeline role sees and writes only the bound tenant's rows, analysts read all.
+CREATE OR REPLACE PROCEDURE tenantatlas_tenant_rls(tables text[])
+LANGUAGE plpgsql AS $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['snapshot_runs', 'snapshot_run_types', 'object_versions', 'snapshot_objects',
-                             'snapshot_references']
+    FOREACH t IN ARRAY tables
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS pipeline_tenant ON %I', t);
@@ -192,3 +194,5 @@ BEGIN
         EXECUTE format('CREATE POLICY analyst_read ON %I FOR SELECT TO tenantatlas_analyst USING (true)', t);
     END LOOP;
 END $$;
+
+CALL tenantatlas_tenant_rls(ARRAY['snapshot_runs', 'snapshot_run_types', 'object_versions', 'snapshot_objects', 'snapshot_references']);

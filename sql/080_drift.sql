@@ -100,19 +100,4 @@ GRANT SELECT, INSERT, UPDATE ON drift_acceptances TO tenantatlas_pipeline;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO tenantatlas_pipeline;
 GRANT SELECT ON drift_baselines, drift_acceptances, drift_items, drift_results TO tenantatlas_analyst;
 
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['drift_baselines', 'drift_acceptances', 'drift_items', 'drift_results']
-    LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS pipeline_tenant ON %I', t);
-        EXECUTE format(
-            'CREATE POLICY pipeline_tenant ON %I TO tenantatlas_pipeline'
-            ' USING (tenant_id = current_setting(''tenantatlas.tenant_id'', true))'
-            ' WITH CHECK (tenant_id = current_setting(''tenantatlas.tenant_id'', true))', t);
-        EXECUTE format('DROP POLICY IF EXISTS analyst_read ON %I', t);
-        EXECUTE format('CREATE POLICY analyst_read ON %I FOR SELECT TO tenantatlas_analyst USING (true)', t);
-    END LOOP;
-END $$;
+CALL tenantatlas_tenant_rls(ARRAY['drift_baselines', 'drift_acceptances', 'drift_items', 'drift_results']);

@@ -51,19 +51,4 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON fleet_alignment, fleet_alignment_deviati
 GRANT SELECT ON fleet_alignment, fleet_alignment_deviations, analyst_fleet_alignment, analyst_fleet_deviations
     TO tenantatlas_analyst;
 
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['fleet_alignment', 'fleet_alignment_deviations']
-    LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS pipeline_tenant ON %I', t);
-        EXECUTE format(
-            'CREATE POLICY pipeline_tenant ON %I TO tenantatlas_pipeline'
-            ' USING (tenant_id = current_setting(''tenantatlas.tenant_id'', true))'
-            ' WITH CHECK (tenant_id = current_setting(''tenantatlas.tenant_id'', true))', t);
-        EXECUTE format('DROP POLICY IF EXISTS analyst_read ON %I', t);
-        EXECUTE format('CREATE POLICY analyst_read ON %I FOR SELECT TO tenantatlas_analyst USING (true)', t);
-    END LOOP;
-END $$;
+CALL tenantatlas_tenant_rls(ARRAY['fleet_alignment', 'fleet_alignment_deviations']);

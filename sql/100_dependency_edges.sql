@@ -81,19 +81,4 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON dependency_partitions, dependency_edges 
 GRANT SELECT ON dependency_partitions, dependency_edges TO tenantatlas_analyst;
 GRANT SELECT ON dependency_edges_current TO tenantatlas_pipeline, tenantatlas_analyst;
 
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['dependency_partitions', 'dependency_edges']
-    LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS pipeline_tenant ON %I', t);
-        EXECUTE format(
-            'CREATE POLICY pipeline_tenant ON %I TO tenantatlas_pipeline'
-            ' USING (tenant_id = current_setting(''tenantatlas.tenant_id'', true))'
-            ' WITH CHECK (tenant_id = current_setting(''tenantatlas.tenant_id'', true))', t);
-        EXECUTE format('DROP POLICY IF EXISTS analyst_read ON %I', t);
-        EXECUTE format('CREATE POLICY analyst_read ON %I FOR SELECT TO tenantatlas_analyst USING (true)', t);
-    END LOOP;
-END $$;
+CALL tenantatlas_tenant_rls(ARRAY['dependency_partitions', 'dependency_edges']);
