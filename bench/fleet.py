@@ -60,6 +60,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -87,6 +88,7 @@ from tenantatlas_pipelines.normalize import InventoryRecord, normalize_item  # n
 from tenantatlas_pipelines.policy_types import REGISTRY, get_policy_type  # noqa: E402
 
 TARGET_RATIO = 1.5
+TARGET_ORCHESTRATED = 2.5  # (b) wall / (a) wall, issue 17
 GUID = "f1ee7000-0000-4000-8000-{:012d}"
 
 
@@ -167,6 +169,55 @@ def postmaster_pid(db: Database) -> int | None:
         return int((home_dir() / "pgdata" / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine spent busy (all processes: daemon, run workers, PostgreSQL, emulator)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+CPU_ROLES = (
+    ("run workers (zygote + forked runs)", "launcher.zygote"),
+    ("daemon", "dagster-daemon"),
+    ("daemon", "dagster._daemon"),
+    ("daemon", "launcher.daemon"),
+    ("code server", "api grpc"),
+    ("code server", "code-server"),
+    ("run workers (spawned)", "multiprocessing"),
+)
+
+
+def cpu_by_role(group: int, postmaster: int | None, emulator: int) -> Counter[str]:
+    """CPU seconds per role of this benchmark's processes only: the daemon's process group (daemon, code
+    server, zygote; a zygote's figure includes the runs it forked and reaped), the PostgreSQL server
+    (postmaster, ended and live backends) and the emulator."""
+    out: Counter[str] = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid, pgid = int(proc.name), int(fields[1]), int(fields[2])
+        own = sum(int(x) for x in fields[11:13]) / tick
+        reaped = sum(int(x) for x in fields[13:15]) / tick
+        if pid == emulator:
+            out["emulator"] += own + reaped
+        elif postmaster is not None and pid == postmaster:
+            out["PostgreSQL"] += own + reaped
+        elif postmaster is not None and ppid == postmaster:
+            out["PostgreSQL"] += own
+        elif pgid == group:
+            role = next((r for r, needle in CPU_ROLES if needle in cmd), None)
+            if role is None and not cmd.strip():  # a finished run its zygote has not reaped yet
+                role = "run workers (zygote + forked runs)"
+            out[role or "other"] += own + reaped  # a forked run has its zygote's command line
+    return out
 
 
 def self_cpu_s() -> float:
@@ -327,6 +378,7 @@ def part_engine(args: argparse.Namespace) -> bool:
     throttled = sum(1 for r in graph_requests if r.status == 429)
     lost = lost_items(db, expected)
     ratio = wall / bound.value
+    args.engine_wall = wall
     n, w = args.rate_limit or (0, 0)
     print("(a) engine: run_sync x tenants, production limiters")
     print(
@@ -382,6 +434,37 @@ def _stop_group(proc: subprocess.Popen[Any]) -> None:
         proc.wait()
 
 
+def run_timeline(instance: Any, records: list[Any]) -> dict[str, list[float]]:
+    """Seconds from each run's creation to the first event of each kind (where the overhead goes)."""
+    out: dict[str, list[float]] = defaultdict(list)
+
+    for r in records:
+        created = r.create_timestamp.timestamp()
+        seen: set[str] = set()
+        for entry in instance.all_logs(r.dagster_run.run_id):
+            ev = entry.dagster_event
+            label = ev.event_type_value if ev else "log"
+            if ev and ev.event_type_value == "ENGINE_EVENT":
+                label = "ENGINE: " + re.sub(r"\d+", "N", (entry.user_message or "?")[:40])
+            if os.environ.get("FLEET_DEBUG_EVENTS") and r is records[0]:
+                print(f"DEBUG {entry.timestamp - created:7.3f} {label} {(entry.user_message or '')[:100]!r}")
+            if label in seen:
+                continue
+            seen.add(label)
+            out[label].append(entry.timestamp - created)
+    return out
+
+
+def print_timeline(timeline: dict[str, list[float]], records: list[Any]) -> None:
+    from tenantatlas_pipelines.launcher.run_launcher import WORKER_PID_TAG
+
+    forked = sum(1 for r in records if WORKER_PID_TAG in r.dagster_run.tags)
+    print(f"    run launcher   : {forked} of {len(records)} runs forked from the warm zygote")
+    print("    run timeline   : median seconds from run creation to the first event of each kind")
+    for label, values in sorted(timeline.items(), key=lambda kv: statistics.median(kv[1])):
+        print(f"        {statistics.median(values):7.2f}  {label}  (n={len(values)})")
+
+
 def part_orchestrated(args: argparse.Namespace) -> bool:
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -404,6 +487,9 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     specs = fleet_specs(args.orch_tenants or args.tenants, args.size_factor, args.rate_limit, "orch")
     home = Path(tempfile.mkdtemp(prefix="ta-fleet-dagster-"))
     shutil.copy(PROJECT_INSTANCE_YAML, home / "dagster.yaml")
+    if os.environ.get("FLEET_EXTRA_YAML"):
+        with open(home / "dagster.yaml", "a") as f:
+            f.write("\n" + os.environ["FLEET_EXTRA_YAML"] + "\n")
     n_runs = len(specs) * len(args.orch_selections)
     with emulator_process(args.latency_ms) as emu:
         for s in specs:
@@ -414,15 +500,19 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
             "DAGSTER_HOME": str(home),
             "TENANTATLAS_DAGSTER_STORAGE_URL": sqlalchemy_storage_url(with_database(db.url, storage_db)),
             "TENANTATLAS_DATABASE_URL": db.url,
-            "TENANTATLAS_TENANT_SENSOR_INTERVAL_S": "1",
             "PYTHONWARNINGS": "ignore",
         }
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "TENANTATLAS_DAGSTER_STORAGE_URL")})
+        # Registered before the daemon starts: the registry sensor's first tick (at start-up; then every
+        # 30 s, its production interval) adds the partitions and requests one run per (tenant, selection).
+        register(db, specs)
         log_path = home / "daemon.log"
         with open(log_path, "w") as log_file:
             daemon = subprocess.Popen(
                 [
-                    str(Path(sys.executable).with_name("dagster-daemon")),
+                    sys.executable,
+                    "-m",
+                    "tenantatlas_pipelines.launcher.daemon",
                     "run",
                     "-w",
                     str(ROOT / "workspace.yaml"),
@@ -435,19 +525,30 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
             )
         t_daemon = time.time()
         try:
-            register(db, specs)  # the registry sensor turns these into partitions and requests the runs
             with DagsterInstance.get() as instance:
                 deadline = time.monotonic() + args.orch_timeout
-                done: list[Any] = []
-                while time.monotonic() < deadline:
-                    records = instance.get_run_records(RunsFilter(job_name="inventory_sync_job"))
-                    done = [r for r in records if r.dagster_run.is_finished]
-                    if len(records) >= n_runs and len(done) == len(records):
+                while not instance.get_run_records(RunsFilter(job_name="inventory_sync_job"), limit=1):
+                    if daemon.poll() is not None or time.monotonic() > deadline:
                         break
-                    if daemon.poll() is not None:
+                    time.sleep(0.05)
+                cpu_before, t_registered, roles_before = (  # from the first run on: the sweep's cost
+                    machine_cpu_s(),
+                    time.time(),
+                    cpu_by_role(daemon.pid, postmaster_pid(db), emu.pid),
+                )
+                finished_filter = RunsFilter(
+                    job_name="inventory_sync_job",
+                    statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
+                )
+                while time.monotonic() < deadline and daemon.poll() is None:
+                    if instance.get_runs_count(finished_filter) >= n_runs:  # one cheap count a second
                         break
                     time.sleep(1.0)
                 records = instance.get_run_records(RunsFilter(job_name="inventory_sync_job"))
+                cpu_used, t_done = machine_cpu_s() - cpu_before, time.time()
+                roles = cpu_by_role(daemon.pid, postmaster_pid(db), emu.pid)
+                roles.subtract(roles_before)
+                timeline = run_timeline(instance, records)
         finally:
             _stop_group(daemon)
         expected = expected_items(emu.client, specs)
@@ -466,6 +567,7 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     first_created = min(r.create_timestamp.timestamp() for r in records)
     last_end = max(r.end_time or 0.0 for r in records)
     wall = last_end - first_created
+    args.orchestrated_wall = wall
     with db.connect() as conn:
         ledger = conn.execute(
             """SELECT r.dagster_run_id, t.key, r.status, extract(epoch FROM r.started_at),
@@ -509,6 +611,14 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
             f"{statistics.median(overheads):.2f} s, max {max(overheads):.2f} s; engine sync median "
             f"{statistics.median(sync_s.values()):.2f} s"
         )
+    print_timeline(timeline, records)
+    cores = os.cpu_count() or 1
+    print(
+        f"    machine CPU    : {cpu_used:.1f} CPU-s busy over {t_done - t_registered:.1f} s "
+        f"({cpu_used / (t_done - t_registered) / cores:.0%} of {cores} cores), "
+        f"{cpu_used / len(records):.2f} CPU-s a run"
+    )
+    print("    CPU by role    : " + ", ".join(f"{k} {v:.1f} s" for k, v in roles.most_common()))
     print(
         f"    concurrency    : peak {global_peak} runs at once (Dagster start/end; ledger {ledger_peak}), "
         f"global limit {global_limit}; peak per tenant {tenant_peak} (ledger {ledger_tenant_peak}), "
@@ -520,7 +630,17 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     )
     print(f"    lost items     : {lost}")
     shutil.rmtree(home, ignore_errors=True)
-    ok_limits = global_peak <= global_limit and tenant_peak <= per_tenant_limit
+    engine_wall = getattr(args, "engine_wall", None)
+    if engine_wall is not None and len(specs) == args.tenants and args.orch_selections == ["all"]:
+        print(
+            f"    vs (a)         : {wall:.1f} s / {engine_wall:.2f} s (the same fleet, engine alone)"
+        )
+        target("orchestrated_vs_engine", wall / engine_wall, "<=", TARGET_ORCHESTRATED, ".2f")
+        ok_ratio = wall / engine_wall <= TARGET_ORCHESTRATED
+    else:
+        ok_ratio = True
+        print("    vs (a)         : not compared (run --parts engine,orchestrated with the same fleet)")
+    ok_limits = ok_ratio and global_peak <= global_limit and tenant_peak <= per_tenant_limit
     ok_limits = ok_limits and ledger_peak <= global_limit and ledger_tenant_peak <= per_tenant_limit
     return ok_limits and len(succeeded) == n_runs and lost == 0
 

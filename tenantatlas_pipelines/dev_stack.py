@@ -91,7 +91,9 @@ def webserver_command(workspace: Path, host: str, port: int) -> list[str]:
 
 
 def daemon_command(workspace: Path) -> list[str]:
-    return [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
+    """Dagster's daemon through our entry point (pooled storage, quick backfill pick-up, quick dequeue:
+    tenantatlas_pipelines/launcher/daemon.py)."""
+    return [sys.executable, "-m", "tenantatlas_pipelines.launcher.daemon", "run", "-w", str(workspace)]
 
 
 def stop_timeout() -> float:

@@ -150,7 +150,7 @@ def test_dev_stack_survives_a_starved_machine_and_sigterm_stops_the_whole_tree(
         tree = psutil.Process(proc.pid).children(recursive=True)
         by_role = {
             role: [p for p in tree if any(role in part for part in p.cmdline())]
-            for role in ("code-server", "dagster_webserver", "dagster._daemon")
+            for role in ("code-server", "dagster_webserver", "launcher.daemon")
         }
         assert all(by_role.values()), by_role
         code_server = by_role["code-server"][0]
@@ -158,7 +158,7 @@ def test_dev_stack_survives_a_starved_machine_and_sigterm_stops_the_whole_tree(
         # Starve everything that could heartbeat the code server for longer than Dagster's 30 s
         # heartbeat timeout (SIGSTOP is a load of infinity for those processes), while two busy
         # loops keep both cores loaded. Under `dagster dev` its code server shut itself down here.
-        stopped = [psutil.Process(proc.pid), *by_role["dagster_webserver"], *by_role["dagster._daemon"]]
+        stopped = [psutil.Process(proc.pid), *by_role["dagster_webserver"], *by_role["launcher.daemon"]]
         burn = "import time\nend = time.time() + 40\nwhile time.time() < end: pass"
         burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2)]
         for p in stopped:

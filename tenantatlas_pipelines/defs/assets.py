@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckResult,
     AssetExecutionContext,
     AutomationCondition,
@@ -33,6 +34,7 @@ from dagster import (
 from ..db import Database
 from ..errors import TenantAtlasError
 from . import freshness, reporting
+from .checks import MISSING_CHECK_NAMES, MISSING_CHECK_SPECS, missing_items_check_results
 from .failures import ExplainedFailure
 from .inventory_checks import INVENTORY_CHECK_SPECS, inventory_check_results, sync_complete_result
 from .partitions import PartitionRef, partition_ref, sync_partitions
@@ -124,8 +126,6 @@ def _checks_after_failure(
         yield from inventory_check_results(db, ref)
         planned = _planned_missing_checks(context)
         if planned:
-            from .checks import missing_items_check_results
-
             for r in missing_items_check_results(db, ref):
                 if r.check_name in planned:
                     context.log_event(_as_evaluation(r, context.partition_key))
@@ -135,10 +135,6 @@ def _checks_after_failure(
 
 def _planned_missing_checks(context: AssetExecutionContext) -> set[str]:
     """The missing-items checks this run planned (the sync job plans them; a sync alone does not)."""
-    from dagster import AssetCheckKey
-
-    from .checks import MISSING_CHECK_NAMES
-
     keys = {AssetCheckKey(missing_items.key, name) for name in MISSING_CHECK_NAMES}
     selection = context.run.asset_check_selection
     planned = (
@@ -170,6 +166,7 @@ def _as_evaluation(result: AssetCheckResult, partition_key: str) -> AssetCheckEv
     # Refreshed after every sync even when someone materializes only `inventory_sync` (UI, backfill):
     # the schedule's job materializes both in one run, and this condition catches the rest.
     automation_condition=AutomationCondition.eager(),
+    check_specs=MISSING_CHECK_SPECS,
     description="Items of the partition's tenant and selection not observed by its latest finished sync "
     "run, with confidence (high only after a clean run); published to the `missing_items` table.",
 )
@@ -194,4 +191,10 @@ def missing_items(context: AssetExecutionContext, inventory_db: InventoryDatabas
         f"published {len(published.frame)} missing items for {ref.tenant}/{ref.selection} "
         f"({published.high} high, {published.low} low confidence)"
     )
-    return MaterializeResult(metadata=metadata)
+    selected = context.selected_asset_check_keys
+    checks = [
+        r
+        for r in missing_items_check_results(inventory_db.get_database(), ref)
+        if AssetCheckKey(missing_items.key, r.check_name) in selected
+    ]
+    return MaterializeResult(metadata=metadata, check_results=checks)

@@ -45,11 +45,29 @@ def sqlalchemy_storage_url(url: str) -> str:
     return url
 
 
+# Each launched run is forked from a warm zygote, not a new interpreter (tenantatlas_pipelines/launcher).
+RUN_LAUNCHER: dict[str, Any] = {
+    "module": "tenantatlas_pipelines.launcher.run_launcher",
+    "class": "WarmRunLauncher",
+}
+
+# Dagster's default, written down: our daemon (launcher/daemon.py) shortens the backfill loop's interval
+# through the constant the asset daemon would otherwise fall back to.
+AUTO_MATERIALIZE: dict[str, Any] = {"minimum_interval_seconds": 30}
+
+# No capture of steps' raw stdout/stderr: every message of ours is a Dagster log event (the run's event
+# log), and the capture cost each run two `tail` processes per step and its events (docs/orchestration.md,
+# "Throughput"). An operator who wants raw output back sets Dagster's LocalComputeLogManager here.
+COMPUTE_LOGS: dict[str, Any] = {
+    "module": "dagster._core.storage.noop_compute_log_manager",
+    "class": "NoOpComputeLogManager",
+}
+
 # How the daemon works the queue (dagster.yaml says why); the limits live in `concurrency.runs`.
 DEQUEUE_SETTINGS: dict[str, Any] = {
     "dequeue_use_threads": True,
     "dequeue_num_workers": 4,
-    "dequeue_interval_seconds": 2,
+    "dequeue_interval_seconds": 1,
 }
 
 
@@ -70,12 +88,15 @@ def run_queue_settings(
 def instance_config(*, postgres: bool = True, **limits: int | None) -> dict[str, Any]:
     """The instance configuration as a dict: PostgreSQL storage (URL from env), queued runs, limits."""
     config: dict[str, Any] = {
+        "run_launcher": dict(RUN_LAUNCHER),
         "run_coordinator": {
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",
             "config": dict(DEQUEUE_SETTINGS),
         },
         "concurrency": {"runs": run_queue_settings(**limits)},
+        "auto_materialize": dict(AUTO_MATERIALIZE),
+        "compute_logs": dict(COMPUTE_LOGS),
         "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180},
         "telemetry": {"enabled": False},
         "nux": {"enabled": False},

@@ -13,6 +13,7 @@ override, certifi is skipped: it would re-parse the same ~150 roots, ~20 ms per 
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from pathlib import Path
@@ -22,11 +23,32 @@ from .errors import GraphError
 
 
 def build_ssl_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
-    """A verifying client context: system trust (+ certifi where needed) + the optional extra bundle."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    """A verifying client context: system trust (+ certifi where needed) + the optional extra bundle.
+
+    One context per process for the same trust inputs (the SSL_CERT_* overrides and the bundle file's
+    path, size and mtime): loading the stores costs 0.2-0.4 CPU-s, once per Graph client, i.e. per run,
+    and a run worker forked from the warm zygote inherits the zygote's context (measured with
+    bench/fleet.py). Callers share it read-only: httpx and MSAL only wrap sockets with it.
+    """
     paths = ssl.get_default_verify_paths()
-    overridden = any(os.environ.get(var) for var in (paths.openssl_cafile_env, paths.openssl_capath_env))
-    if overridden or not context.cert_store_stats()["x509_ca"]:
+    overrides = tuple(os.environ.get(var) for var in (paths.openssl_cafile_env, paths.openssl_capath_env))
+    return _cached_context(overrides, ca_bundle, _file_identity(ca_bundle))
+
+
+def _file_identity(path: Path | None) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        return None  # loading it fails below with the configuration error
+    return None if stat is None else (stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_context(
+    overrides: tuple[str | None, ...], ca_bundle: Path | None, _identity: tuple[int, int] | None
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if any(overrides) or not context.cert_store_stats()["x509_ca"]:
         _add_certifi(context)
     if ca_bundle is not None:
         try:

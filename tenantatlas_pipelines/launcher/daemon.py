@@ -1,0 +1,94 @@
+"""`dagster-daemon run`, tuned for many short runs: what `tenantatlas dev` and the benchmarks start.
+
+    python -m tenantatlas_pipelines.launcher.daemon run -w workspace.yaml
+
+Three changes to Dagster's own daemon, each measured alone in bench/fleet.py (docs/orchestration.md,
+"Throughput"), everything else is `dagster-daemon run` unchanged:
+
+1. Storage tuned like the run workers' (storage_tuning.py): pooled connections instead of a new one
+   per query (the daemon's threads — run queue every second, sensors, monitoring, backfills — opened
+   ~80 connections per run of a sweep, each a new PostgreSQL backend: together the largest CPU cost on
+   the machine), and schema questions answered once.
+2. Backfill pick-up. Dagster's backfill daemon sleeps a fixed 30 s between iterations
+   (`DEFAULT_DAEMON_INTERVAL_SECONDS`, not configurable), so a backfill launched from the UI waited up
+   to 30 s before its first run existed. `TENANTATLAS_BACKFILL_INTERVAL_S` (default 2) replaces it for
+   the backfill loop; the asset daemon keeps its own interval (dagster.yaml sets it explicitly).
+3. Dequeue period. dagster.yaml's `dequeue_interval_seconds` is a whole number, and the daemon loop
+   sleeps in steps of 0.5 s, so a freed run slot waited 1.0-1.5 s for the next launch: a sweep's runs
+   each pay it. `TENANTATLAS_DEQUEUE_INTERVAL_S` (default 0.5) sets the period; one dequeue pass costs a
+   few queries, so the run queue stays cheap while idle.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+BACKFILL_INTERVAL_ENV = "TENANTATLAS_BACKFILL_INTERVAL_S"
+DEFAULT_BACKFILL_INTERVAL_S = 2
+DEQUEUE_INTERVAL_ENV = "TENANTATLAS_DEQUEUE_INTERVAL_S"
+DEFAULT_DEQUEUE_INTERVAL_S = 0.5
+# The daemon's threads: run queue workers, sensors, backfills, monitoring, the scheduler.
+POOL_SIZE = 6
+POOL_MAX_OVERFLOW = 20
+
+
+def _seconds(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= minimum:  # also refuses nan
+        raise SystemExit(f"{name} must be a number of seconds, at least {minimum:g}")
+    return value
+
+
+def backfill_interval_s() -> float:
+    return _seconds(BACKFILL_INTERVAL_ENV, DEFAULT_BACKFILL_INTERVAL_S, 1.0)
+
+
+def dequeue_interval_s() -> float:
+    return _seconds(DEQUEUE_INTERVAL_ENV, DEFAULT_DEQUEUE_INTERVAL_S, 0.1)
+
+
+def install() -> None:
+    """Apply both changes to Dagster's daemon modules (before its CLI creates the instance)."""
+    import dagster._daemon.cli as daemon_cli
+    import dagster._daemon.controller as controller
+
+    from .storage_tuning import tune_storage
+
+    # Read by the backfill loop on every iteration (`from ... import DEFAULT_DAEMON_INTERVAL_SECONDS`
+    # inside the function), and at start-up by the asset daemon only when dagster.yaml leaves its
+    # minimum interval unset, which ours does not.
+    controller.DEFAULT_DAEMON_INTERVAL_SECONDS = backfill_interval_s()
+    dequeue_interval = dequeue_interval_s()
+    original = daemon_cli.get_instance_for_cli
+
+    @contextmanager
+    def get_instance_for_cli(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with original(*args, **kwargs) as instance:
+            tune_storage(instance, pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW)
+            coordinator = instance.run_coordinator
+            if hasattr(coordinator, "_dequeue_interval_seconds"):  # QueuedRunCoordinator (pinned by a test)
+                coordinator._dequeue_interval_seconds = dequeue_interval
+            yield instance
+
+    daemon_cli.get_instance_for_cli = get_instance_for_cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    install()
+    from dagster._daemon.cli import create_dagster_daemon_cli
+
+    create_dagster_daemon_cli()(args=argv if argv is not None else sys.argv[1:], prog_name="dagster-daemon")
+
+
+if __name__ == "__main__":
+    main()
