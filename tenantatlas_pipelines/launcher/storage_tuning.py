@@ -88,12 +88,42 @@ def remember_yes(storage: Any, name: str, method: Callable[..., Any], *, skip: i
     return ask
 
 
+def _remembering_class(cls: type, names: tuple[str, ...]) -> type:
+    """A subclass of `cls` whose schema *properties* among `names` remember their yes (a property cannot
+    be replaced on the instance, so the instance gets this class instead)."""
+
+    def remembered(name: str, prop: property) -> property:
+        def get(self: Any) -> Any:
+            key = (cls.__qualname__, str(getattr(self, "postgres_url", id(self))), name, ())
+            if key in KNOWN_YES:
+                return True
+            answer = prop.__get__(self, type(self))
+            if answer is True:
+                KNOWN_YES.add(key)
+            return answer
+
+        return property(get)
+
+    attrs = {
+        n: remembered(n, p) for n in names if isinstance(p := inspect.getattr_static(cls, n, None), property)
+    }
+    return type(cls.__name__, (cls,), {**attrs, "__schema_questions_remembered__": True}) if attrs else cls
+
+
 def remember_schema(instance: Any) -> int:
     """Wrap every schema question of the instance's storage; returns how many were wrapped."""
     wrapped = 0
     for storage in storages(instance):
+        cls = type(storage)
+        if not getattr(cls, "__schema_questions_remembered__", False):
+            remembering = _remembering_class(cls, SCHEMA_QUESTIONS)
+            if remembering is not cls:
+                storage.__class__ = remembering
+                wrapped += sum(1 for v in vars(remembering).values() if isinstance(v, property))
         questions = [(n, 0) for n in SCHEMA_QUESTIONS] + [(n, 1) for n in SCHEMA_QUESTIONS_ON_CONNECTION]
         for name, skip in questions:
+            if isinstance(inspect.getattr_static(type(storage), name, None), property):
+                continue
             method = getattr(storage, name, None)
             if callable(method) and not getattr(method, "__wrapped_schema_question__", False):
                 setattr(storage, name, remember_yes(storage, name, method, skip=skip))
@@ -108,6 +138,10 @@ def learn_schema(instance: Any) -> int:
     remember_schema(instance)
     for storage in storages(instance):
         for name in SCHEMA_QUESTIONS:
+            if isinstance(inspect.getattr_static(type(storage), name, None), property):
+                with contextlib.suppress(Exception):
+                    getattr(storage, name)
+                continue
             method = getattr(storage, name, None)
             if not callable(method) or name == "has_table":
                 continue
