@@ -108,6 +108,6 @@ def with_temp_home(prefix: str, run: Callable[[], None]) -> None:
 def target(name: str, value: float, op: str, limit: float, fmt: str = ".3f", unit: str = "") -> bool:
     """Print the one line every benchmark target gets, `target NAME: VALUE (goal OP LIMIT) met|missed`,
     computed from the measured value; returns whether it was met."""
-    met = {"<=": value <= limit, ">=": value >= limit, "==": value == limit}[op]
+    met = {"<": value < limit, "<=": value <= limit, ">=": value >= limit, "==": value == limit}[op]
     print(f"target {name}: {value:{fmt}}{unit} (goal {op} {limit:g}{unit}) {'met' if met else 'missed'}")
     return met

@@ -40,13 +40,17 @@ is missed so CI can report it).
 (b) Orchestrated. The same fleet as Dagster runs launched the way production launches them: a real
     DagsterInstance under a temporary DAGSTER_HOME holding a copy of the project's dagster.yaml
     (QueuedRunCoordinator, max_concurrent_runs, one run per tenant on the `dagster/partition/tenant`
-    tag), storage in its own PostgreSQL database, and `dagster-daemon run -w workspace.yaml` as a
-    process. The registry sensor sees the registered tenants, adds their partitions and requests one
-    run per (tenant, selection); the daemon's run queue launches each as its own process. Prints wall
-    time (first run created -> last run finished), runs per minute, per-run overhead (Dagster run wall
-    time minus the engine's own duration from the ledger), and checks, from Dagster's run records and
-    the ledger's started_at/finished_at, that no tenant ever had more overlapping runs than its limit
-    and that the global limit was never exceeded.
+    tag, WarmRunLauncher), storage in its own PostgreSQL database, and the daemon `tenantatlas dev`
+    starts (`python -m tenantatlas_pipelines.launcher.daemon run -w workspace.yaml`) as a process. The
+    tenants are registered first; the registry sensor's first tick adds their partitions and requests
+    one run per (tenant, selection); the daemon's run queue launches each as its own process, forked from
+    the zygote. Prints wall time (first run created -> last run finished), runs per minute, per-run
+    overhead (Dagster run wall time minus the engine's own duration from the ledger), the median run
+    timeline (seconds from creation to the first event of each kind), the machine's busy CPU and the CPU
+    of each role (run workers, PostgreSQL, daemon, code server, emulator), and checks, from Dagster's
+    run records and the ledger's started_at/finished_at, that no tenant ever had more overlapping runs
+    than its limit and that the global limit was never exceeded. With (a) in the same invocation and
+    the same fleet it prints target orchestrated_vs_engine: (b) wall / (a) wall <= 2.5 (issue 17).
 
 (c) Missing stays tenant-local. `store.missing.missing_items` for one 10,000-item tenant, first with
     that tenant alone in a dedicated database, then with 1,000,000 items across 100 tenants
@@ -555,7 +559,7 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
         log = emu.client.request_log
 
     finished = [r for r in records if r.dagster_run.is_finished]
-    print("(b) orchestrated: Dagster runs through the QueuedRunCoordinator + dagster-daemon")
+    print("(b) orchestrated: Dagster runs through the QueuedRunCoordinator, our daemon and WarmRunLauncher")
     if not records or len(finished) < n_runs:
         tail = log_path.read_text()[-3000:] if log_path.exists() else ""
         print(

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -379,7 +380,7 @@ def test_the_dagster_internals_the_daemon_entry_point_relies_on_are_there() -> N
 def test_daemon_settings_refuse_nonsense_and_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(tuned_daemon.BACKFILL_INTERVAL_ENV, raising=False)
     monkeypatch.delenv(tuned_daemon.DEQUEUE_INTERVAL_ENV, raising=False)
-    assert tuned_daemon.backfill_interval_s() == 2 and tuned_daemon.dequeue_interval_s() == 0.5
+    assert tuned_daemon.backfill_interval_s() == 2 and tuned_daemon.dequeue_interval_s() == 0.2
     monkeypatch.setenv(tuned_daemon.DEQUEUE_INTERVAL_ENV, "0.25")
     assert tuned_daemon.dequeue_interval_s() == 0.25
     for bad in ("0", "soon", "nan", "-3"):
@@ -393,6 +394,7 @@ def test_install_shortens_the_backfill_loop_and_tunes_the_daemon_instance(
 ) -> None:
     import dagster._daemon.cli as daemon_cli
     import dagster._daemon.controller as controller
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
     from sqlalchemy.pool import QueuePool
 
     monkeypatch.setenv(tuned_daemon.BACKFILL_INTERVAL_ENV, "3")
@@ -401,11 +403,32 @@ def test_install_shortens_the_backfill_loop_and_tunes_the_daemon_instance(
         controller, "DEFAULT_DAEMON_INTERVAL_SECONDS", controller.DEFAULT_DAEMON_INTERVAL_SECONDS
     )
     monkeypatch.setattr(daemon_cli, "get_instance_for_cli", daemon_cli.get_instance_for_cli)
+    monkeypatch.setattr(QueuedRunCoordinatorDaemon, "core_loop", QueuedRunCoordinatorDaemon.core_loop)
     tuned_daemon.install()
     assert controller.DEFAULT_DAEMON_INTERVAL_SECONDS == 3
+    assert QueuedRunCoordinatorDaemon.core_loop is tuned_daemon.precise_interval_loop
     with daemon_cli.get_instance_for_cli() as instance:
         assert instance.run_coordinator.dequeue_interval_seconds == 0.7
         assert isinstance(instance.run_storage._engine.pool, QueuePool)
+
+
+def test_the_run_queue_loop_waits_exactly_its_interval() -> None:
+    import threading
+
+    class Queue:
+        interval_seconds = 0.15
+        passes: list[float] = []
+
+        def run_iteration(self, _context: object) -> Iterator[None]:
+            self.passes.append(time.monotonic())
+            yield None
+
+    stop = threading.Event()
+    loop = tuned_daemon.precise_interval_loop(Queue(), None, stop)
+    while len(Queue.passes) < 6:
+        next(loop)
+    gaps = [b - a for a, b in zip(Queue.passes, Queue.passes[1:], strict=False)]
+    assert all(0.14 <= g < 0.45 for g in gaps), gaps  # Dagster's own loop: at least 0.5 s per pass
 
 
 def test_one_zygote_per_instance_in_a_short_socket_path(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ Three changes to Dagster's own daemon, each measured alone in bench/fleet.py (do
    (`DEFAULT_DAEMON_INTERVAL_SECONDS`, not configurable), so a backfill launched from the UI waited up
    to 30 s before its first run existed. `TENANTATLAS_BACKFILL_INTERVAL_S` (default 2) replaces it for
    the backfill loop; the asset daemon keeps its own interval (dagster.yaml sets it explicitly).
-3. Dequeue period. dagster.yaml's `dequeue_interval_seconds` is a whole number, and the daemon loop
-   sleeps in steps of 0.5 s, so a freed run slot waited 1.0-1.5 s for the next launch: a sweep's runs
-   each pay it. `TENANTATLAS_DEQUEUE_INTERVAL_S` (default 0.5) sets the period; one dequeue pass costs a
-   few queries, so the run queue stays cheap while idle.
+3. Dequeue period. dagster.yaml's `dequeue_interval_seconds` is a whole number, and Dagster's interval
+   loop sleeps in steps of 0.5 s, so a freed run slot waited 1.0-1.5 s for the next launch: every run of
+   a sweep paid it. `TENANTATLAS_DEQUEUE_INTERVAL_S` (default 0.2) sets the period and the run queue's
+   loop waits exactly the rest of it; an idle dequeue pass is a few indexed queries.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 BACKFILL_INTERVAL_ENV = "TENANTATLAS_BACKFILL_INTERVAL_S"
 DEFAULT_BACKFILL_INTERVAL_S = 2
 DEQUEUE_INTERVAL_ENV = "TENANTATLAS_DEQUEUE_INTERVAL_S"
-DEFAULT_DEQUEUE_INTERVAL_S = 0.5
+DEFAULT_DEQUEUE_INTERVAL_S = 0.2
 # The daemon's threads: run queue workers, sensors, backfills, monitoring, the scheduler.
 POOL_SIZE = 6
 POOL_MAX_OVERFLOW = 20
@@ -57,10 +57,34 @@ def dequeue_interval_s() -> float:
     return _seconds(DEQUEUE_INTERVAL_ENV, DEFAULT_DEQUEUE_INTERVAL_S, 0.1)
 
 
+def precise_interval_loop(self: Any, workspace_process_context: Any, shutdown_event: Any) -> Iterator[Any]:
+    """Dagster's IntervalDaemon.core_loop, waiting the rest of the interval instead of 0.5 s steps."""
+    import time
+
+    from dagster._daemon.daemon import SpanMarker
+    from dagster._utils.error import serializable_error_info_from_exc_info
+
+    while True:
+        start = time.monotonic()
+        yield SpanMarker.START_SPAN
+        try:
+            yield from self.run_iteration(workspace_process_context)
+        except Exception:
+            error_info = serializable_error_info_from_exc_info(sys.exc_info())
+            self._logger.error("Caught error:\n%s", error_info)
+            yield error_info
+        yield SpanMarker.END_SPAN
+        while (left := self.interval_seconds - (time.monotonic() - start)) > 0:
+            shutdown_event.wait(min(left, 0.5))
+            yield None
+        yield None
+
+
 def install() -> None:
     """Apply both changes to Dagster's daemon modules (before its CLI creates the instance)."""
     import dagster._daemon.cli as daemon_cli
     import dagster._daemon.controller as controller
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
     from .storage_tuning import tune_storage
 
@@ -69,6 +93,7 @@ def install() -> None:
     # minimum interval unset, which ours does not.
     controller.DEFAULT_DAEMON_INTERVAL_SECONDS = backfill_interval_s()
     dequeue_interval = dequeue_interval_s()
+    QueuedRunCoordinatorDaemon.core_loop = precise_interval_loop  # type: ignore[method-assign]
     original = daemon_cli.get_instance_for_cli
 
     @contextmanager
