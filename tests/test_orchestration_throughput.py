@@ -256,6 +256,38 @@ def test_a_forked_run_is_cancelled_through_the_launcher_and_a_killed_one_reads_f
         )
 
 
+@pytest.mark.slow
+def test_a_run_still_launches_through_the_code_server_when_the_zygote_cannot_start(
+    db: Database, emulator: Emulator, dagster_home: Path, tmp_path: Path
+) -> None:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    config = yaml.safe_load((dagster_home / "dagster.yaml").read_text())
+    config["run_launcher"]["config"] = {"socket_path": str(tmp_path / "no-such-dir" / "zygote.sock")}
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    spec = tiny(9, "sweep-fallback")
+    emulator.add_tenant(spec)
+    with db.connect() as conn:
+        conn.execute("DELETE FROM selections WHERE name <> 'all'")
+        conn.commit()
+        register(conn, spec)
+        conn.commit()
+    log = tmp_path / "daemon.log"
+    with (
+        tuned_daemon_process(daemon_env(db, emulator, dagster_home), log) as proc,
+        DagsterInstance.get() as instance,
+    ):
+        [record] = finished_runs(instance, 1, proc, log, timeout=240)
+        messages = [
+            f"{e.user_message} {e.dagster_event.message if e.dagster_event else ''}"
+            for e in instance.all_logs(record.dagster_run.run_id)
+        ]
+    assert record.dagster_run.status == DagsterRunStatus.SUCCESS
+    assert WORKER_PID_TAG not in record.dagster_run.tags  # not forked: launched by the code server
+    assert any("Warm run launcher unavailable" in m for m in messages), messages
+    assert instance.get_runs_count(RunsFilter(job_name=JOB)) == 1
+
+
 # --- the zygote on its own -------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_zygote_forks_runs_and_restarts_when_the_definitions_it_loaded_are_stale(

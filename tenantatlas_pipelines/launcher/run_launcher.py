@@ -224,7 +224,18 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         if not self.can_fork(run):
             self._default().launch_run(context)
             return
-        pid = self._zygote().start_run(run.run_id, serialize_value(self._instance.get_ref()))
+        try:
+            pid = self._zygote().start_run(run.run_id, serialize_value(self._instance.get_ref()))
+        except (ZygoteUnavailable, OSError, ValueError) as exc:
+            # Never lose a run to the launcher's own trouble: the code server can start it the slow way.
+            self._instance.report_engine_event(
+                f"Warm run launcher unavailable ({type(exc).__name__}: {exc}); "
+                "launching this run through the code server instead.",
+                run,
+                cls=self.__class__,
+            )
+            self._default().launch_run(context)
+            return
         self._instance.add_run_tags(
             run.run_id, {WORKER_PID_TAG: str(pid), WORKER_HOST_TAG: socket.gethostname()}
         )
