@@ -86,11 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # an emulator bug must look like a server error, not a hang
             response = Response(500, json_bytes({"error": {"code": "InternalServerError",
                                                            "message": f"emulator bug: {exc!r}"}}))
+        service_s = time.monotonic() - started
         if response.endpoint != "admin":
             delay = state.latency_ms + state.faults.latency_ms(response.tenant_id, response.policy_type)
             if delay > 0:
                 time.sleep(delay / 1000.0)
-        state.record(request, response, started, wall)
+        state.record(request, response, started, wall, service_s)
         if response.reset:
             self._reset()
         self.send_response(response.status)
