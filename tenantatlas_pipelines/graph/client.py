@@ -9,7 +9,9 @@ yields every page or raises a GraphError, never ends early without saying so.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
 import logging
 import random
@@ -18,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -39,7 +42,7 @@ from .errors import (
     safe_url,
 )
 from .limiter import AdaptiveLimit
-from .paging import LoopGuard, check_next_link, decode_page, first_url
+from .paging import LoopGuard, check_next_link, decode_page, decode_whole_page, first_url, tail_next_link
 from .retry import RetryPolicy, next_delay, parse_retry_after
 from .settings import GraphSettings
 from .tls import build_ssl_context
@@ -58,8 +61,37 @@ GRAPH_API_VERSIONS = ("v1.0", "beta")
 
 
 # How a 2xx body is decoded: a collection page by default, a $batch answer for batches.
-_Decode = Callable[[Iterable[bytes], str], tuple[list[Any], str | None]]
+_Decode = Callable[[Iterable[bytes], str], tuple[Any, str | None]]
 BATCH_LIMIT = 20  # requests per $batch (Graph's limit)
+# A page read ahead (iter_pages(read_ahead=True)) is held as bytes until it is decoded; a larger body is
+# decoded while it streams instead, as without read-ahead, so memory stays bounded by this.
+READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A 2xx page body as received (read-ahead), or — past READ_AHEAD_MAX_BYTES — already decoded."""
+
+    raw: bytes | None
+    decoded: tuple[list[Any], str | None] | None = None
+
+
+def _body_reader(decode: _Decode) -> _Decode:
+    """A `_Decode` that keeps the body as bytes (a `_Body`), or decodes it with `decode` as it streams
+    once it outgrows READ_AHEAD_MAX_BYTES."""
+
+    def read(chunks: Iterable[bytes], url: str) -> tuple[_Body, None]:
+        held: list[bytes] = []
+        size = 0
+        stream = iter(chunks)
+        for chunk in stream:
+            held.append(chunk)
+            size += len(chunk)
+            if size > READ_AHEAD_MAX_BYTES:
+                return _Body(None, decode(itertools.chain(held, stream), url)), None
+        return _Body(b"".join(held)), None
+
+    return read
 
 
 def _decode_batch(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | None]:
@@ -147,6 +179,13 @@ class Page:
     number: int = 1
 
 
+def _drop(request: Future[Any]) -> None:
+    """Wait for a read-ahead request whose link turned out wrong and drop its answer, failure included:
+    its page is requested again from the decoded link (the one that counts)."""
+    with contextlib.suppress(Exception):  # dropped whatever it was: the right link is read next
+        request.result()
+
+
 class GraphClient:
     """Microsoft Graph reader for many tenants; thread-safe; close() or use as a context manager."""
 
@@ -228,11 +267,13 @@ class GraphClient:
         stats: RequestStats | None = None,
         query: Mapping[str, str] | None = None,
         full_strings: bool = False,
+        read_ahead: bool = False,
     ) -> Iterator[Page]:
         """Every page of the type's collection for the tenant, following nextLinks verbatim.
 
         `query` adds options to the first request (e.g. `{"$expand": "assignments"}`; nextLinks repeat
-        them); `full_strings` keeps long strings whole instead of cutting them (snapshots keep content).
+        them); `full_strings` keeps long strings whole instead of cutting them (snapshots keep content);
+        `read_ahead` requests the next page while this one is decoded (see `_iter_read_ahead`).
         Raises GraphError when the collection cannot be read completely (after retries where they
         make sense); pages already yielded stay valid, but the read as a whole is incomplete.
         """
@@ -242,7 +283,12 @@ class GraphClient:
         if query:
             url += ("&" if "?" in url else "?") + urlencode(dict(query), quote_via=quote, safe="$,'()")
         decode = functools.partial(decode_page, max_string_chars=None) if full_strings else decode_page
-        yield from self._iter_url(tenant_id, url, stats, decode)
+        if read_ahead:
+            whole = (lambda body, u: decode_whole_page(body, u)) if full_strings else (
+                lambda body, u: decode_page((body,), u))
+            yield from self._iter_read_ahead(tenant_id, url, stats, decode, whole)
+        else:
+            yield from self._iter_url(tenant_id, url, stats, decode)
 
     def post_page(
         self, tenant_id: str, path: str, body: Mapping[str, Any], api_version: str = "v1.0", *,
@@ -375,6 +421,88 @@ class GraphClient:
                     raise self._unexpected(url, exc) from None
             url = next_link
 
+    def _iter_read_ahead(
+        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode,
+        decode_whole: Callable[[bytes, str], tuple[list[Any], str | None]],
+    ) -> Iterator[Page]:
+        """`_iter_url` with the next page requested while the current one is decoded and consumed.
+
+        A collection's pages come one after the other: page n+1 can be asked for only with page n's
+        nextLink, which Graph puts after `value`, at the very end of the body. Decoding the body first
+        put the decode of every page on the read's critical path. Here the body is received whole
+        (bytes), the nextLink is read off its last bytes (`tail_next_link`), the request for it is sent
+        on a helper thread, and only then is the body decoded and yielded. The guess is only a guess:
+        the decoded page's own nextLink decides. It passes the same checks before its request is sent
+        (Graph's origin, never a link of this read), and when it differs from the decoded one (a body
+        that is not what it looks like) its answer is dropped and the decoded link is requested: one
+        request more, never a page lost or taken from the wrong link. Every other rule is
+        `_iter_url`'s: the same errors, loop guard, and a good page yielded before its nextLink is
+        judged. At most one request is ahead; closing the generator drops its answer. A body held whole
+        is decoded by `decode_whole` (same result as `decode`, see paging.decode_whole_page); one past
+        READ_AHEAD_MAX_BYTES by `decode` while it streams, without a guess.
+        """
+        if self._http.is_closed:
+            raise RuntimeError("the GraphClient is closed")
+        stats = stats if stats is not None else RequestStats()
+        read = _body_reader(decode)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-read-ahead")
+        ahead: tuple[str, Future[tuple[Any, str | None]]] | None = None
+        url: str | None = first
+        guard = LoopGuard()
+        number = 0
+        try:
+            while url is not None:
+                try:
+                    if ahead is not None and ahead[0] == url:
+                        body, _ = ahead[1].result()
+                    else:
+                        if ahead is not None:
+                            _drop(ahead[1])
+                        body, _ = self._get_page(tenant_id, url, stats, "GET", None, read)
+                    ahead = None
+                    if body.raw is None:
+                        items, next_link = body.decoded
+                    else:
+                        guess = tail_next_link(body.raw)
+                        if guess is not None and self._may_read_ahead(guard, url, guess):
+                            ahead = (guess, pool.submit(self._get_page, tenant_id, guess, stats, "GET", None,
+                                                        read))
+                        items, next_link = decode_whole(body.raw, url)
+                    del body
+                    number += 1
+                    guard.check_page(url, items)
+                    stats.add(pages=1)
+                except TenantAtlasError:
+                    raise
+                except Exception as exc:
+                    raise self._unexpected(url, exc) from None
+                page = Page(items=items, url=url, number=number)
+                del items
+                yield page
+                del page
+                if next_link is not None:
+                    try:
+                        check_next_link(next_link, self.settings.graph_url, url)
+                        guard.check_next(url, next_link)
+                    except TenantAtlasError:
+                        raise
+                    except Exception as exc:
+                        raise self._unexpected(url, exc) from None
+                url = next_link
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _may_read_ahead(self, guard: LoopGuard, url: str, guess: str) -> bool:
+        """Whether a nextLink read off a body's tail may be requested before the body is decoded: it
+        must pass what the decoded link will have to pass (same origin, not yet followed)."""
+        if guess == url or guess in guard.seen_links:
+            return False
+        try:
+            check_next_link(guess, self.settings.graph_url, url)
+        except TenantAtlasError:
+            return False
+        return True
+
     @staticmethod
     def _unexpected(url: str, exc: Exception) -> GraphError:
         """A defect while reading one collection: logged with its traceback, that collection's failure."""
@@ -396,7 +524,7 @@ class GraphClient:
     def _send(
         self, tenant_id: str, url: str, token: str, stats: RequestStats, state: _Attempts,
         method: str = "GET", body: bytes | None = None, decode: _Decode = decode_page,
-    ) -> tuple[list[Any], str | None] | httpx.Response:
+    ) -> tuple[Any, str | None] | httpx.Response:
         """One GET: a 2xx answer is decoded while its body streams in and returned as
         `(items, next_link)`; any other answer is returned as a response with its (small) body read.
 
@@ -434,7 +562,7 @@ class GraphClient:
     def _get_page(
         self, tenant_id: str, url: str, stats: RequestStats, method: str = "GET", body: bytes | None = None,
         decode: _Decode = decode_page,
-    ) -> tuple[list[Any], str | None]:
+    ) -> tuple[Any, str | None]:
         """One page, retrying 429/5xx/transport failures per the retry policy."""
         limit = self._limit(tenant_id)
         state = _Attempts()
@@ -447,7 +575,7 @@ class GraphClient:
     def _attempt_page(
         self, tenant_id: str, url: str, stats: RequestStats, limit: AdaptiveLimit, state: _Attempts,
         method: str = "GET", body: bytes | None = None, decode: _Decode = decode_page,
-    ) -> tuple[list[Any], str | None]:
+    ) -> tuple[Any, str | None]:
         attempt = 0
         waited = 0.0
         refreshed = False
