@@ -652,3 +652,76 @@ def test_endpoint_security_intents_serve_their_settings(emu: Emulator, graph: ht
     now = graph.get(f"{intents}/{oid}/settings").json()["value"]
     changed = next(s for s in now if s["definitionId"] == target)
     assert changed["valueJson"] == "123"
+
+
+# --- frozen generated content (data.py `_Frozen`) ----------------------------------------------------
+
+
+def test_listing_reads_of_frozen_content_still_reencrypt_reorder_and_move(emu: Emulator,
+                                                                          graph: httpx.Client) -> None:
+    """The first `$expand=settings` page freezes its objects; later reads come from the frozen copy
+    and must still be new reads: fresh ciphertext, settings in another order, timestamps moved."""
+    emu.set_size(TID, "settingsCatalogPolicy", 120)
+    secret_in = {p["id"] for p in emu.objects(TID, "settingsCatalogPolicy")
+                 if any(s["settingInstance"].get("simpleSettingValue", {}).get("@odata.type", "")
+                        .endswith("SecretSettingValue") for s in emu.settings(TID, p["id"]))}
+    assert secret_in
+    pages = [_walk(graph, f"{POLICIES}?$expand=settings") for _ in range(3)]
+    pid = min(secret_in)
+    reads = [next(p for p in page if p["id"] == pid) for page in pages]
+
+    def secrets(policy: dict[str, Any]) -> list[str]:
+        values = [s["settingInstance"].get("simpleSettingValue") or {} for s in policy["settings"]]
+        return sorted(v["value"] for v in values if v.get("valueState") == "encryptedValueToken")
+
+    served = [secrets(r) for r in reads]
+    assert served[0] and not set(served[0]) & set(served[1]) and not set(served[1]) & set(served[2])
+    assert SECRET_PREFIX not in json.dumps(reads)
+    orders = [[s["id"] for s in r["settings"]] for r in reads]
+    assert orders[1] != orders[2] or orders[0] != orders[1]  # 20+ settings: one equal order is chance
+    assert len({r["lastModifiedDateTime"] for r in reads}) > 1
+    assert _canon(reads[0]) == _canon(reads[1]) == _canon(reads[2])
+
+
+def test_frozen_content_is_a_private_copy_and_follows_every_change(emu: Emulator) -> None:
+    from tenantatlas_pipelines.emulator.assignments import generate_assignments
+
+    coll = emu.state.collection(TID, "deviceConfiguration")
+    first = coll.payload_at(0)
+    assert first is not None
+    first["displayName"] = "changed by a caller"
+    first["omaSettings"] = []
+    again = coll.payload_at(0)
+    assert again is not None and again["displayName"] != "changed by a caller" and again != first
+    nav = coll.nav_at(0, "assignments")
+    nav.append({"id": "not-really-there"})
+    assert {"id": "not-really-there"} not in coll.nav_at(0, "assignments")
+
+    # A change through the overlay wins over what was frozen.
+    emu.state.add_object(TID, "deviceConfiguration", {**again, "displayName": "replaced"})
+    assert coll.payload_at(0)["displayName"] == "replaced"  # type: ignore[index]
+    coll.set_nav(again["id"], "assignments", [])
+    assert coll.nav_at(0, "assignments") == []
+
+    # Content generated with the tenant's references is generated again when they change.
+    kept = {None, EMPTY_GUID, emu.objects(TID, "assignmentFilter")[0]["id"]}  # what 1 filter leaves
+    slot = next(i for i in range(1, coll.size)
+                if any(a["target"].get("deviceAndAppManagementAssignmentFilterId") not in kept
+                       for a in coll.nav_at(i, "assignments")))
+    emu.state.set_size(TID, "assignmentFilter", 1)
+    oid = coll.payload_at(slot)["id"]  # type: ignore[index]
+    fresh = generate_assignments(coll.seed, "deviceConfiguration", slot, oid, emu.state.refs(TID),
+                                 coll.assigned_ratio)
+    assert coll.nav_at(slot, "assignments") == fresh
+    assert {a["target"].get("deviceAndAppManagementAssignmentFilterId") for a in fresh} <= kept
+
+
+def test_the_request_log_separates_service_time_from_latency(tmp_path: Path) -> None:
+    with Emulator(state_dir=tmp_path, tenants=[ALPHA], latency_ms=400) as emu, _graph(emu) as http:
+        emu.clear_log()
+        started = time.monotonic()
+        assert http.get(f"{POLICIES}?$expand=settings").status_code == 200
+        elapsed = time.monotonic() - started
+        record = next(r for r in emu.request_log if r.endpoint == "graph")
+    assert 0 < record.service_s < elapsed and elapsed >= 0.4
+    assert record.service_s < 0.4 or elapsed >= 0.4 + record.service_s  # the latency comes on top
