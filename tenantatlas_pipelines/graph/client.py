@@ -9,9 +9,7 @@ yields every page or raises a GraphError, never ends early without saying so.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import itertools
 import json
 import logging
 import random
@@ -20,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -42,7 +39,8 @@ from .errors import (
     safe_url,
 )
 from .limiter import AdaptiveLimit
-from .paging import LoopGuard, check_next_link, decode_page, decode_whole_page, first_url, tail_next_link
+from .paging import LoopGuard, check_next_link, decode_page, decode_whole_page, first_url
+from .read_ahead import ReadAhead, body_reader
 from .retry import RetryPolicy, next_delay, parse_retry_after
 from .settings import GraphSettings
 from .tls import build_ssl_context
@@ -63,37 +61,6 @@ GRAPH_API_VERSIONS = ("v1.0", "beta")
 # How a 2xx body is decoded: a collection page by default, a $batch answer for batches.
 _Decode = Callable[[Iterable[bytes], str], tuple[Any, str | None]]
 BATCH_LIMIT = 20  # requests per $batch (Graph's limit)
-# A page read ahead (iter_pages(read_ahead=True)) is held as bytes until it is decoded; a larger body is
-# decoded while it streams instead, as without read-ahead, so memory stays bounded by this.
-READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class _Body:
-    """A 2xx page body as received (read-ahead), or — past READ_AHEAD_MAX_BYTES — already decoded."""
-
-    raw: bytes | None
-    decoded: tuple[list[Any], str | None] | None = None
-
-
-def _body_reader(decode: _Decode) -> _Decode:
-    """A `_Decode` that keeps the body as bytes (a `_Body`), or decodes it with `decode` as it streams
-    once it outgrows READ_AHEAD_MAX_BYTES."""
-
-    def read(chunks: Iterable[bytes], url: str) -> tuple[_Body, None]:
-        held: list[bytes] = []
-        size = 0
-        stream = iter(chunks)
-        for chunk in stream:
-            held.append(chunk)
-            size += len(chunk)
-            if size > READ_AHEAD_MAX_BYTES:
-                return _Body(None, decode(itertools.chain(held, stream), url)), None
-        return _Body(b"".join(held)), None
-
-    return read
-
-
 def _decode_batch(chunks: Iterable[bytes], url: str) -> tuple[list[Any], str | None]:
     """The inner responses of a `$batch` answer, or GRAPH_INVALID_RESPONSE."""
     try:
@@ -177,13 +144,6 @@ class Page:
     items: list[Any]
     url: str
     number: int = 1
-
-
-def _drop(request: Future[Any]) -> None:
-    """Wait for a read-ahead request whose link turned out wrong and drop its answer, failure included:
-    its page is requested again from the decoded link (the one that counts)."""
-    with contextlib.suppress(Exception):  # dropped whatever it was: the right link is read next
-        request.result()
 
 
 class GraphClient:
@@ -425,49 +385,27 @@ class GraphClient:
         self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode,
         decode_whole: Callable[[bytes, str], tuple[list[Any], str | None]],
     ) -> Iterator[Page]:
-        """`_iter_url` with the next page requested while the current one is decoded and consumed.
-
-        A collection's pages come one after the other: page n+1 can be asked for only with page n's
-        nextLink, which Graph puts after `value`, at the very end of the body. Decoding the body first
-        put the decode of every page on the read's critical path. Here the body is received whole
-        (bytes), the nextLink is read off its last bytes (`tail_next_link`), the request for it is sent
-        on a helper thread, and only then is the body decoded and yielded. The guess is only a guess:
-        the decoded page's own nextLink decides. It passes the same checks before its request is sent
-        (Graph's origin, never a link of this read), and when it differs from the decoded one (a body
-        that is not what it looks like) its answer is dropped and the decoded link is requested: one
-        request more, never a page lost or taken from the wrong link. Every other rule is
-        `_iter_url`'s: the same errors, loop guard, and a good page yielded before its nextLink is
-        judged. At most one request is ahead; closing the generator drops its answer. A body held whole
-        is decoded by `decode_whole` (same result as `decode`, see paging.decode_whole_page); one past
-        READ_AHEAD_MAX_BYTES by `decode` while it streams, without a guess.
-        """
+        """`_iter_url` with the requests sent ahead of the decoding (read_ahead.py says how and why a
+        guessed nextLink never costs a page). Every rule is `_iter_url`'s: the same errors, loop guard,
+        and a good page yielded before its nextLink is judged. A body held whole is decoded by
+        `decode_whole` (the same answer as `decode`, see paging.decode_whole_page); one past
+        READ_AHEAD_MAX_BYTES by `decode` while it streams."""
         if self._http.is_closed:
             raise RuntimeError("the GraphClient is closed")
         stats = stats if stats is not None else RequestStats()
-        read = _body_reader(decode)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-read-ahead")
-        ahead: tuple[str, Future[tuple[Any, str | None]]] | None = None
+        read = body_reader(decode)
+        ahead = ReadAhead(
+            lambda u: self._get_page(tenant_id, u, stats, "GET", None, read)[0],
+            lambda current, guess: self._may_follow(current, guess),
+        )
         url: str | None = first
         guard = LoopGuard()
         number = 0
         try:
             while url is not None:
                 try:
-                    if ahead is not None and ahead[0] == url:
-                        body, _ = ahead[1].result()
-                    else:
-                        if ahead is not None:
-                            _drop(ahead[1])
-                        body, _ = self._get_page(tenant_id, url, stats, "GET", None, read)
-                    ahead = None
-                    if body.raw is None:
-                        items, next_link = body.decoded
-                    else:
-                        guess = tail_next_link(body.raw)
-                        if guess is not None and self._may_read_ahead(guard, url, guess):
-                            ahead = (guess, pool.submit(self._get_page, tenant_id, guess, stats, "GET", None,
-                                                        read))
-                        items, next_link = decode_whole(body.raw, url)
+                    body = ahead.take(url)
+                    items, next_link = body.page(decode_whole, url)
                     del body
                     number += 1
                     guard.check_page(url, items)
@@ -490,13 +428,11 @@ class GraphClient:
                         raise self._unexpected(url, exc) from None
                 url = next_link
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            ahead.close()
 
-    def _may_read_ahead(self, guard: LoopGuard, url: str, guess: str) -> bool:
+    def _may_follow(self, url: str, guess: str) -> bool:
         """Whether a nextLink read off a body's tail may be requested before the body is decoded: it
-        must pass what the decoded link will have to pass (same origin, not yet followed)."""
-        if guess == url or guess in guard.seen_links:
-            return False
+        must leave Graph's origin no more than a decoded one may."""
         try:
             check_next_link(guess, self.settings.graph_url, url)
         except TenantAtlasError:
