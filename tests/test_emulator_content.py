@@ -725,3 +725,48 @@ def test_the_request_log_separates_service_time_from_latency(tmp_path: Path) -> 
         record = next(r for r in emu.request_log if r.endpoint == "graph")
     assert 0 < record.service_s < elapsed and elapsed >= 0.4
     assert record.service_s < 0.4 or elapsed >= 0.4 + record.service_s  # the latency comes on top
+
+
+def test_compiled_settings_render_what_encrypt_settings_serves(emu: Emulator) -> None:
+    """rendering.py mirrors present.encrypt_settings: the same content, every array it reorders still
+    reordered, every secret encrypted anew, for every generated policy and for odd shapes."""
+    import random
+
+    from tenantatlas_pipelines.emulator.present import encrypt_settings
+    from tenantatlas_pipelines.emulator.rendering import compile_settings, render
+
+    emu.set_size(TID, "settingsCatalogPolicy", 80)
+    odd: list[Any] = [5, {"id": "x"}, {"id": "y", "settingInstance": None, "@odata.etag": "W/1"},
+                      {"id": "z", "settingInstance": {"choiceSettingValue": {"children": "no list"}}},
+                      {"id": "g", "settingInstance": {"groupSettingCollectionValue": [7, {"children": [1]}]}},
+                      {"id": "s", "settingInstance": {"simpleSettingCollectionValue": [1, 2, 3, 4, 5, 6]}}]
+    lists = [emu.settings(TID, p["id"]) for p in emu.objects(TID, "settingsCatalogPolicy")] + [odd]
+    assert any("SecretSettingValue" in json.dumps(s) for s in lists)
+    vault = emu.state.vault
+    orders, nested = set(), set()
+    for settings in lists:
+        template = compile_settings(settings)
+        rendered = [json.loads(render(template, vault, random.Random(n))) for n in range(3)]
+        served = json.loads(json.dumps(settings))
+        encrypt_settings(served, vault, random.Random(0))
+        for setting in served:
+            if isinstance(setting, dict):
+                setting.pop("@odata.etag", None)
+        assert all(_canon(r) == _canon(served) for r in rendered)
+        assert SECRET_PREFIX not in json.dumps(rendered)
+        orders.add(json.dumps(rendered[1]) != json.dumps(rendered[2]))
+        # With the settings list itself put back in order, what still differs is nested arrays.
+        if settings is not odd:
+            nested.add(len({json.dumps(sorted(r, key=lambda x: x["id"])) for r in rendered}) > 1)
+        secrets = [json.dumps(r) for r in rendered if "encryptedValueToken" in json.dumps(r)]
+        assert len(set(secrets)) == len(secrets)  # fresh ciphertext (and order) on every read
+    assert True in orders and True in nested
+
+
+def test_listed_settings_equal_the_object_read_on_its_own(emu: Emulator, graph: httpx.Client) -> None:
+    listed = _walk(graph, f"{POLICIES}?$expand=assignments,settings")
+    assert len(listed) == SIZES["settingsCatalogPolicy"]
+    for item in listed[:12]:
+        alone = graph.get(f"{POLICIES}/{item['id']}?$expand=assignments,settings").json()
+        assert _canon(item) == _canon(alone)
+        assert len(item["settings"]) == len(alone["settings"]) >= 20

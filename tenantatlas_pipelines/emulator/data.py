@@ -20,6 +20,7 @@ from .admx import generate_definition_values
 from .assignments import generate_assignments
 from .catalog import generate_intent_settings, generate_settings
 from .payloads import Index, Payload, Refs, generate, object_id
+from .rendering import compile_settings
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -203,19 +204,35 @@ class _Frozen:
     is generated with change. Filling stops at the budget (no eviction: a paging client reads slots in
     order, and evicting the oldest would make every pass a miss)."""
 
-    __slots__ = ("_blobs", "_bytes", "_refs", "budget")
+    __slots__ = ("_blobs", "_bytes", "_refs", "_shared", "budget")
 
     def __init__(self, budget: int = FROZEN_BUDGET_BYTES) -> None:
         self._blobs: dict[tuple[Any, ...], bytes] = {}
+        self._shared: dict[tuple[Any, ...], Any] = {}
         self._bytes = 0
         self._refs: Refs | None = None
         self.budget = budget
 
-    def get(self, key: tuple[Any, ...], refs: Refs, make: Callable[[], Any]) -> Any:
-        """A private copy of `make()`'s result, from the frozen bytes when there are any."""
+    def _check(self, refs: Refs) -> None:
         if refs != self._refs:
             self._blobs.clear()
+            self._shared.clear()
             self._bytes, self._refs = 0, refs
+
+    def shared(self, key: tuple[Any, ...], refs: Refs, make: Callable[[], Any]) -> Any:
+        """`make()`'s result, kept as it is: for immutable values (tuples, strings) only."""
+        self._check(refs)
+        value = self._shared.get(key)
+        if value is None:
+            value = make()
+            if self._bytes < self.budget:
+                self._shared[key] = value
+                self._bytes += len(marshal.dumps(value))
+        return value
+
+    def get(self, key: tuple[Any, ...], refs: Refs, make: Callable[[], Any]) -> Any:
+        """A private copy of `make()`'s result, from the frozen bytes when there are any."""
+        self._check(refs)
         blob = self._blobs.get(key)
         if blob is not None:
             return marshal.loads(blob)
@@ -339,6 +356,18 @@ class Collection:
             return self._frozen.get((key, index), refs, lambda: generate_definition_values(
                 self.seed, self.tenant_id, index))
         return []
+
+    def settings_template(self, slot: int) -> Any:
+        """The compiled settings (rendering.py) of the generated settings-catalog policy at `slot`, or
+        None: another type, settings changed through the admin interface, or no generated object."""
+        if self.policy_type != "settingsCatalogPolicy":
+            return None
+        oid = self._id_at(slot)
+        index = self._index_at(slot)
+        if not oid or index is None or "settings" in self.nav.get(oid, {}):
+            return None
+        return self._frozen.shared(("settings-template", index), self.refs(),
+                                   lambda: compile_settings(generate_settings(self.seed, index)))
 
     def set_nav(self, external_id: str, key: str, value: list[dict[str, Any]]) -> None:
         if key not in NAV_KEYS:
