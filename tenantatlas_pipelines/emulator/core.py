@@ -203,6 +203,13 @@ class EmulatorState:
         with self.lock:
             return list(self.collection(tenant_id, policy_type))
 
+    def warm(self, tenant_id: str) -> int:
+        """Generate every collection of a tenant ahead of its reads (Collection.warm); objects warmed."""
+        with self.lock:
+            if tenant_id not in self.tenants:
+                raise KeyError(f"unknown tenant {tenant_id!r}")
+            return sum(self.collections[(tenant_id, k)].warm() for k in REGISTRY)
+
     def describe(self) -> dict[str, Any]:
         """What another process needs to find and use this emulator (never the client secret)."""
         with self.lock:

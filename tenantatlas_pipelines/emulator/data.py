@@ -219,6 +219,10 @@ class _Frozen:
             self._shared.clear()
             self._bytes, self._refs = 0, refs
 
+    def room(self) -> bool:
+        """Whether anything more is kept."""
+        return self._bytes < self.budget
+
     def shared(self, key: tuple[Any, ...], refs: Refs, make: Callable[[], Any]) -> Any:
         """`make()`'s result, kept as it is: for immutable values (tuples, strings) only."""
         self._check(refs)
@@ -368,6 +372,21 @@ class Collection:
             return None
         return self._frozen.shared(("settings-template", index), self.refs(),
                                    lambda: compile_settings(generate_settings(self.seed, index)))
+
+    def warm(self) -> int:
+        """Generate and freeze (`_Frozen`) what a content read of every live generated object needs, so
+        reads that follow serve stored content instead of generating it — as Graph serves what it has
+        stored. Returns how many objects were warmed (stops early, silently, at the frozen budget)."""
+        warmed = 0
+        for slot in range(min(self.size, self.slot_count)):
+            if self._live(slot) and self._frozen.room():
+                self.payload_at(slot)
+                self.nav_at(slot, "assignments")
+                if self.settings_template(slot) is None:
+                    for key in ("settings", "definitionValues"):
+                        self.nav_at(slot, key)
+                warmed += 1
+        return warmed
 
     def set_nav(self, external_id: str, key: str, value: list[dict[str, Any]]) -> None:
         if key not in NAV_KEYS:
