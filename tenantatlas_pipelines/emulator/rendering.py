@@ -21,11 +21,12 @@ from typing import Any
 from .present import Vault
 
 # A template: literal JSON text, or one of
-#   (_SEQ, items, shuffled)    a JSON array of templates, reordered per read when `shuffled`
-#   (_OBJ, ((prefix, template), ...))    a JSON object; prefix is the member's `"key":`
-#   (_SECRET, plaintext)        a JSON string: the plaintext encrypted for this read
+#   (_CAT, pieces)            pieces (literal text or templates) one after the other
+#   (_SEQ, items, True)       a JSON array of templates, reordered on every read
+#   (_SECRET, plaintext)      a JSON string: the plaintext encrypted for this read
+# Adjacent literal text is joined when a template is built, so a read walks only the open slots.
 Template = str | tuple[Any, ...]
-_SEQ, _OBJ, _SECRET = 0, 1, 2
+_CAT, _SEQ, _SECRET = 0, 1, 2
 _SECRET_SUFFIX = "SecretSettingValue"
 
 
@@ -34,24 +35,48 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _cat(pieces: list[Template]) -> Template:
+    """Pieces one after the other, adjacent literal text joined; plain text when all of it is."""
+    merged: list[Template] = []
+    for piece in pieces:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] = merged[-1] + piece
+        elif isinstance(piece, tuple) and piece[0] == _CAT:
+            for inner in piece[1]:
+                if isinstance(inner, str) and merged and isinstance(merged[-1], str):
+                    merged[-1] = merged[-1] + inner
+                else:
+                    merged.append(inner)
+        else:
+            merged.append(piece)
+    if len(merged) == 1 and isinstance(merged[0], str):
+        return merged[0]
+    return (_CAT, tuple(merged))
+
+
 def _obj(node: Mapping[str, Any], overrides: dict[str, Template]) -> Template:
     """`node` as an object template: members in their order, `overrides` replacing some members'
     values (members `overrides` adds are appended, as an assignment to a dict would)."""
-    parts: list[tuple[str, Template]] = []
-    for key, value in node.items():
-        parts.append((json_text(key) + ":", overrides.pop(key) if key in overrides else json_text(value)))
-    parts.extend((json_text(key) + ":", value) for key, value in overrides.items())
-    if all(isinstance(t, str) for _, t in parts):
-        return "{" + ",".join(p + t for p, t in parts) + "}"  # type: ignore[operator]
-    return (_OBJ, tuple(parts))
+    pieces: list[Template] = []
+    members = [(k, overrides.pop(k) if k in overrides else json_text(v)) for k, v in node.items()]
+    members.extend(overrides.items())
+    for n, (key, value) in enumerate(members):
+        pieces.append(("," if n else "{") + json_text(key) + ":")
+        pieces.append(value)
+    pieces.append("}" if members else "{}")
+    return _cat(pieces)
 
 
 def _seq(items: list[Template], shuffled: bool) -> Template:
-    if not shuffled or len(items) < 2:
-        if all(isinstance(t, str) for t in items):
-            return "[" + ",".join(items) + "]"  # type: ignore[arg-type]
-        return (_SEQ, tuple(items), False)
-    return (_SEQ, tuple(items), True)
+    if shuffled and len(items) > 1:
+        return (_SEQ, tuple(items), True)
+    pieces: list[Template] = ["["]
+    for n, item in enumerate(items):
+        if n:
+            pieces.append(",")
+        pieces.append(item)
+    pieces.append("]")
+    return _cat(pieces)
 
 
 def _node(node: Any) -> Template:
@@ -107,27 +132,19 @@ def render(template: Template, vault: Vault, rng: random.Random) -> str:
     stack: list[Any] = [template]
     while stack:
         t = stack.pop()
-        if isinstance(t, str):
+        if t.__class__ is str:
             out.append(t)
-        elif t[0] == _OBJ:
-            parts = t[1]
-            pending: list[Any] = ["}"]
-            for n in range(len(parts) - 1, -1, -1):
-                prefix, value = parts[n]
-                pending.append(value)
-                pending.append(("," if n else "{") + prefix)
-            stack.extend(pending)
+        elif t[0] == _CAT:
+            stack.extend(reversed(t[1]))
         elif t[0] == _SEQ:
             items = list(t[1])
-            if t[2]:
-                rng.shuffle(items)
-            if not items:
-                out.append("[]")
-                continue
-            pending = ["]"]
-            for n in range(len(items) - 1, -1, -1):
+            rng.shuffle(items)  # only shuffled arrays stay _SEQ (see _seq)
+            pending: list[Any] = ["]"]
+            for n in range(len(items) - 1, 0, -1):
                 pending.append(items[n])
-                pending.append("," if n else "[")
+                pending.append(",")
+            pending.append(items[0])
+            pending.append("[")
             stack.extend(pending)
         else:
             out.append(json_text(vault.encrypt(t[1])))
