@@ -770,3 +770,20 @@ def test_listed_settings_equal_the_object_read_on_its_own(emu: Emulator, graph: 
         alone = graph.get(f"{POLICIES}/{item['id']}?$expand=assignments,settings").json()
         assert _canon(item) == _canon(alone)
         assert len(item["settings"]) == len(alone["settings"]) >= 20
+
+
+def test_warm_generates_a_tenant_ahead_and_reads_still_vary(emu: Emulator, graph: httpx.Client) -> None:
+    expected = sum(emu.state.collection(TID, k).size for k in REGISTRY)
+    assert emu.warm(TID) == expected
+    with EmulatorClient(emu.base_url, emu.ca_path) as admin:
+        assert admin.warm(TID) == expected
+        with pytest.raises(RuntimeError):
+            admin.warm("00000000-0000-4000-8000-00000000dead")
+    reads = [graph.get(f"{DEVCONF}?$expand=assignments").json()["value"] for _ in range(2)]
+    encrypted = [sorted(s["value"] for o in r for s in o.get("omaSettings") or [] if s.get("isEncrypted"))
+                 for r in reads]
+    assert encrypted[0] and not set(encrypted[0]) & set(encrypted[1])
+    assert SECRET_PREFIX not in json.dumps(encrypted)
+    assert json.dumps(reads[0]) != json.dumps(reads[1]) and _canon(reads[0]) == _canon(reads[1])
+    stored = emu.objects(TID, "deviceConfiguration")
+    assert [o["id"] for o in _walk(graph, DEVCONF)] == [o["id"] for o in stored]
