@@ -3,8 +3,7 @@
 The next page is requested off the nextLink found at the end of the current body before that body is
 decoded. It must change nothing but the timing: the same pages, the same requests (one more only when
 a body's tail lies about its nextLink), the same errors at the same place, never a page lost or taken
-from a link the decoded page did not give. `decode_whole_page`, which decodes those bodies, must give
-`decode_page`'s answer and refusals.
+from a link the decoded page did not give.
 """
 
 from __future__ import annotations
@@ -16,24 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tenantatlas_pipelines.errors import ErrorCode
 from tenantatlas_pipelines.graph import read_ahead as read_ahead_module
 from tenantatlas_pipelines.graph.client import GraphClient, Page, RequestStats
 from tenantatlas_pipelines.graph.errors import GraphError
-from tenantatlas_pipelines.graph.paging import (
-    MAX_NESTING_DEPTH,
-    MAX_NUMBER_CHARS,
-    NEXT_LINK,
-    decode_page,
-    decode_whole_page,
-    tail_next_link,
-)
+from tenantatlas_pipelines.graph.paging import NEXT_LINK, tail_next_link
 from tenantatlas_pipelines.graph.read_ahead import READ_AHEAD_DEPTH
 from tests.test_graph_client import INTENTS, graph_error, make_client, page
-from tests.test_graph_paging_stream import URL, items_strategy
 
 LINK2 = f"{INTENTS}?$skiptoken=two"
 LINK3 = f"{INTENTS}?$skiptoken=three"
@@ -69,51 +58,6 @@ def test_tail_next_link_reads_the_last_member_only() -> None:
     assert tail_next_link(b'{"value": [], "@odata.nextLink": "\\ud800"}') == "\ud800"  # judged later
     assert tail_next_link(b'{"value": [], "@odata.nextLink": 5}') is None
     assert tail_next_link(b'{"value": []}') is None and tail_next_link(b"") is None
-
-
-# -- decode_whole_page is decode_page without the streaming --------------------------------------------
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=items_strategy, link=st.sampled_from([None, "", LINK2]), ascii_only=st.booleans(),
-       indent=st.sampled_from([None, 1]))
-def test_whole_page_decoding_gives_the_streaming_answer(items: list[Any], link: str | None, ascii_only: bool,
-                                                        indent: int | None) -> None:
-    doc: dict[str, Any] = {"@odata.context": "c", "value": items}
-    if link is not None:
-        doc[NEXT_LINK] = link
-    body = json.dumps(doc, ensure_ascii=ascii_only, indent=indent).encode()
-    expected = decode_page([body], URL, max_string_chars=None)
-    got = decode_whole_page(body, URL)
-    assert got == expected and repr(got) == repr(expected)  # ints stay ints, floats floats
-
-
-def test_whole_page_decoding_keeps_odd_but_valid_bodies() -> None:
-    body = ('\ufeff \n{"@odata.context": "c\\u00e9", "value": [{"id": "a", "n": -1.5e3, "huge": 1e400,'
-            ' "big": 123456789012345678901234567890, "long": "' + "x" * 5000 + '", "z": -0.0},'
-            f' "plain", 7], "{NEXT_LINK}": "{LINK2}"}}\r\n').encode()
-    assert repr(decode_whole_page(body, URL)) == repr(decode_page([body], URL, max_string_chars=None))
-
-
-def _deep(levels: int) -> bytes:
-    return b'{"value": [' + b"[" * levels + b"]" * levels + b"]}"
-
-
-@pytest.mark.parametrize("body", [
-    b"", b"  ", b"[]", b'"text"', b"null", b"<html>oops</html>", b"\xff\xfe\x00", b'{"value": [1, 2}',
-    b'{"value": [{"id": "a"}]', b'{"value": {}}', b'{"other": []}', b'{"value": [], "@odata.nextLink": 5}',
-    b'{"value": [NaN]}', b'{"value": [Infinity]}', b'{"value": [-Infinity]}', b'{"value": ["\xff"]}',
-    _deep(MAX_NESTING_DEPTH), b'{"value": [' + b"9" * (MAX_NUMBER_CHARS + 1) + b"]}",
-    b'{"value": [' + b"1" * 5000 + b"]}",
-])
-def test_whole_page_decoding_refuses_what_streaming_refuses(body: bytes) -> None:
-    errors = []
-    for decode in (lambda: decode_page([body], URL, max_string_chars=None),
-                   lambda: decode_whole_page(body, URL)):
-        with pytest.raises(GraphError) as info:
-            decode()
-        assert info.value.code == ErrorCode.GRAPH_INVALID_RESPONSE and not info.value.retryable
-        errors.append(info.value.message)
-    for kind in ("nested deeper", "number literal", "not a JSON object"):
-        assert (kind in errors[0]) == (kind in errors[1]), errors
 
 
 # -- the read over HTTP ---------------------------------------------------------------------------------

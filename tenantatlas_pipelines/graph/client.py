@@ -39,7 +39,7 @@ from .errors import (
     safe_url,
 )
 from .limiter import AdaptiveLimit
-from .paging import LoopGuard, check_next_link, decode_page, decode_whole_page, first_url
+from .paging import LoopGuard, check_next_link, decode_page, first_url
 from .read_ahead import ReadAhead, body_reader
 from .retry import RetryPolicy, next_delay, parse_retry_after
 from .settings import GraphSettings
@@ -244,9 +244,7 @@ class GraphClient:
             url += ("&" if "?" in url else "?") + urlencode(dict(query), quote_via=quote, safe="$,'()")
         decode = functools.partial(decode_page, max_string_chars=None) if full_strings else decode_page
         if read_ahead:
-            whole = (lambda body, u: decode_whole_page(body, u)) if full_strings else (
-                lambda body, u: decode_page((body,), u))
-            yield from self._iter_read_ahead(tenant_id, url, stats, decode, whole)
+            yield from self._iter_read_ahead(tenant_id, url, stats, decode)
         else:
             yield from self._iter_url(tenant_id, url, stats, decode)
 
@@ -382,14 +380,13 @@ class GraphClient:
             url = next_link
 
     def _iter_read_ahead(
-        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode,
-        decode_whole: Callable[[bytes, str], tuple[list[Any], str | None]],
+        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode
     ) -> Iterator[Page]:
         """`_iter_url` with the requests sent ahead of the decoding (read_ahead.py says how and why a
         guessed nextLink never costs a page). Every rule is `_iter_url`'s: the same errors, loop guard,
-        and a good page yielded before its nextLink is judged. A body held whole is decoded by
-        `decode_whole` (the same answer as `decode`, see paging.decode_whole_page); one past
-        READ_AHEAD_MAX_BYTES by `decode` while it streams."""
+        and a good page yielded before its nextLink is judged. A body is decoded by `decode` like any
+        other, from the bytes held (json.loads on them was faster but raised the peak RSS of a snapshot
+        by half: bench/snapshot.py peak_rss_ratio)."""
         if self._http.is_closed:
             raise RuntimeError("the GraphClient is closed")
         stats = stats if stats is not None else RequestStats()
@@ -405,7 +402,7 @@ class GraphClient:
             while url is not None:
                 try:
                     body = ahead.take(url)
-                    items, next_link = body.page(decode_whole, url)
+                    items, next_link = body.page(decode, url)
                     del body
                     number += 1
                     guard.check_page(url, items)

@@ -104,38 +104,6 @@ def decode_page(
     return _checked(items, next_link, url)
 
 
-def decode_whole_page(body: bytes, url: str) -> tuple[list[Any], str | None]:
-    """`(items, next_link)` from a page body already held whole, every string kept whole: the same
-    result and the same refusals as `decode_page(..., max_string_chars=None)`, for less CPU.
-
-    A body received whole (GraphClient's read-ahead) gains nothing from decoding as it streams, and
-    the C parser of the standard library builds plain dicts, ints and floats directly where ijson calls
-    back into Python for every member (`_Object`) and makes Decimals to convert. The shape limits are
-    checked first all the same (MAX_NESTING_DEPTH, MAX_NUMBER_CHARS), so a hostile body is refused
-    with the same message whichever decoder reads it; `NaN` and `Infinity`, which yajl refuses and
-    json.loads would accept, are refused as not JSON.
-    """
-    head = body[: len(_UTF8_BOM)]
-    start = len(_UTF8_BOM) if head == _UTF8_BOM else 0
-    first = body[start:start + 1024].lstrip(_JSON_WHITESPACE)[:1]
-    if first and first != b"{":
-        raise _invalid(url, f"a body that is not a JSON object (it starts with {first!r})")
-    why = _ShapeLimits().feed(body[start:])
-    if why is not None:
-        raise _invalid(url, f"{why}; refused before decoding")
-    try:
-        doc = json.loads(body[start:], parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise _invalid(url, f"a body that is not valid JSON ({len(body)} bytes; truncated?)") from None
-    if not isinstance(doc, dict):
-        raise _invalid(url, "an object without a 'value' list")
-    return _checked(doc.get("value"), doc.get(NEXT_LINK), url)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _finish_lists(lists: list[list[Any]]) -> None:
     """What _Object does for members, done for list elements once the lists are complete: long strings
     cut, Decimals made floats; lists nested in these lists included (iteratively: depth is unbounded)."""

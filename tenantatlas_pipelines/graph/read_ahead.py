@@ -43,10 +43,10 @@ class Body:
     raw: bytes | None
     decoded: Decoded | None = None
 
-    def page(self, decode_whole: Callable[[bytes, str], Decoded], url: str) -> Decoded:
-        """`(items, next_link)`: decoded already, or now from the bytes with `decode_whole`."""
+    def page(self, decode: Callable[[Iterable[bytes], str], Decoded], url: str) -> Decoded:
+        """`(items, next_link)`: decoded already, or now from the bytes held, with `decode`."""
         if self.raw is not None:
-            return decode_whole(self.raw, url)
+            return decode((self.raw,), url)
         if self.decoded is None:
             raise ValueError("a Body holds its bytes or its decoded page")
         return self.decoded
