@@ -47,6 +47,15 @@ def read_ahead(client: GraphClient, stats: RequestStats | None = None) -> list[P
                                   full_strings=True))
 
 
+def read_until_error(client: GraphClient) -> tuple[list[Page], GraphError]:
+    """The pages a read-ahead read yields before it fails, and its error."""
+    got: list[Page] = []
+    with pytest.raises(GraphError) as info:
+        for p in client.iter_pages("tenant-a", "endpointSecurityIntent", read_ahead=True, full_strings=True):
+            got.append(p)
+    return got, info.value
+
+
 # -- the guess ------------------------------------------------------------------------------------------
 def test_tail_next_link_reads_the_last_member_only() -> None:
     assert tail_next_link(json.dumps({"value": [], NEXT_LINK: LINK2}).encode()) == LINK2
@@ -122,11 +131,8 @@ def test_a_guess_to_another_origin_is_never_requested() -> None:
     evil = "https://evil.example/beta/x?$skiptoken=1"
     handler, seen = by_url({INTENTS: page([{"id": "1"}], evil)})
     client, _, _ = make_client(handler)
-    got: list[Page] = []
-    with pytest.raises(GraphError) as info:
-        for p in client.iter_pages("tenant-a", "endpointSecurityIntent", read_ahead=True):
-            got.append(p)
-    assert info.value.code == ErrorCode.GRAPH_INVALID_RESPONSE
+    got, error = read_until_error(client)
+    assert error.code == ErrorCode.GRAPH_INVALID_RESPONSE
     assert [p.items for p in got] == [[{"id": "1"}]] and seen == [INTENTS]
 
 
@@ -134,11 +140,8 @@ def test_a_bad_page_fails_the_read_where_it_is_and_keeps_the_pages_before() -> N
     broken = b'{"value": [{"id": "2"}, "@odata.nextLink": "' + LINK3.encode() + b'"}'  # not JSON, tail fine
     handler, seen = by_url({INTENTS: page([{"id": "1"}], LINK2), LINK2: broken, LINK3: page([{"id": "3"}])})
     client, _, _ = make_client(handler)
-    got: list[Page] = []
-    with pytest.raises(GraphError) as info:
-        for p in client.iter_pages("tenant-a", "endpointSecurityIntent", read_ahead=True, full_strings=True):
-            got.append(p)
-    assert info.value.code == ErrorCode.GRAPH_INVALID_RESPONSE and "not valid JSON" in info.value.message
+    got, error = read_until_error(client)
+    assert error.code == ErrorCode.GRAPH_INVALID_RESPONSE and "not valid JSON" in error.message
     assert [p.items for p in got] == [[{"id": "1"}]]
     assert seen[:2] == [INTENTS, LINK2]  # LINK3 may have been guessed; its page is never yielded
 
@@ -147,20 +150,16 @@ def test_a_failed_read_ahead_request_fails_at_its_own_page() -> None:
     handler, _ = by_url({INTENTS: page([{"id": "1"}], LINK2),
                          LINK2: graph_error(403, "Forbidden", "Application is not authorized")})
     client, _, _ = make_client(handler)
-    got: list[Page] = []
-    with pytest.raises(GraphError) as info:
-        for p in client.iter_pages("tenant-a", "endpointSecurityIntent", read_ahead=True):
-            got.append(p)
-    assert info.value.code == ErrorCode.GRAPH_FORBIDDEN
+    got, error = read_until_error(client)
+    assert error.code == ErrorCode.GRAPH_FORBIDDEN
     assert [p.items for p in got] == [[{"id": "1"}]]
 
 
 def test_a_next_link_loop_is_still_detected() -> None:
     handler, seen = by_url({INTENTS: page([{"id": "1"}], LINK2), LINK2: page([{"id": "2"}], LINK2)})
     client, _, _ = make_client(handler)
-    with pytest.raises(GraphError) as info:
-        read_ahead(client)
-    assert info.value.code == ErrorCode.GRAPH_PAGING_LOOP
+    got, error = read_until_error(client)
+    assert error.code == ErrorCode.GRAPH_PAGING_LOOP and len(got) == 2
     assert seen == [INTENTS, LINK2]  # a link already followed is never guessed
 
 

@@ -233,7 +233,7 @@ class GraphClient:
 
         `query` adds options to the first request (e.g. `{"$expand": "assignments"}`; nextLinks repeat
         them); `full_strings` keeps long strings whole instead of cutting them (snapshots keep content);
-        `read_ahead` requests the next page while this one is decoded (see `_iter_read_ahead`).
+        `read_ahead` requests the next pages while this one is decoded (see `_iter_url`).
         Raises GraphError when the collection cannot be read completely (after retries where they
         make sense); pages already yielded stay valid, but the read as a whole is incomplete.
         """
@@ -243,10 +243,7 @@ class GraphClient:
         if query:
             url += ("&" if "?" in url else "?") + urlencode(dict(query), quote_via=quote, safe="$,'()")
         decode = functools.partial(decode_page, max_string_chars=None) if full_strings else decode_page
-        if read_ahead:
-            yield from self._iter_read_ahead(tenant_id, url, stats, decode)
-        else:
-            yield from self._iter_url(tenant_id, url, stats, decode)
+        yield from self._iter_url(tenant_id, url, stats, decode, read_ahead)
 
     def post_page(
         self, tenant_id: str, path: str, body: Mapping[str, Any], api_version: str = "v1.0", *,
@@ -339,7 +336,8 @@ class GraphClient:
         yield from self._iter_url(tenant_id, f"{self.settings.graph_url}/{api_version}/{path}", stats)
 
     def _iter_url(
-        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode | None = None
+        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode | None = None,
+        read_ahead: bool = False,
     ) -> Iterator[Page]:
         """The paging loop shared by iter_pages and iter_collection, from a collection's first URL.
 
@@ -348,62 +346,31 @@ class GraphClient:
         raised where they are detected (paging.py); anything else (a defect) is logged with its
         traceback and reported as INTERNAL_ERROR of the read. Exceptions of the consumer between two
         pages are not this generator's and are not caught here.
+
+        `read_ahead`: the requests go out ahead of the decoding (read_ahead.py says how, and why a
+        guessed nextLink never costs a page); every rule here stays the same. A held body is decoded by
+        `decode` like any other (json.loads on the held bytes took half the CPU but raised the peak RSS
+        of a snapshot by half: bench/snapshot.py peak_rss_ratio).
         """
         if self._http.is_closed:  # a caller's mistake, not a failure of the read: stays loud
             raise RuntimeError("the GraphClient is closed")
         stats = stats if stats is not None else RequestStats()
-        url: str | None = first
-        guard = LoopGuard()
-        number = 0
-        while url is not None:
-            try:
-                items, next_link = self._get_page(tenant_id, url, stats, "GET", None, decode or decode_page)
-                number += 1
-                guard.check_page(url, items)
-                stats.add(pages=1)
-            except TenantAtlasError:
-                raise
-            except Exception as exc:
-                raise self._unexpected(url, exc) from None
-            page = Page(items=items, url=url, number=number)
-            del items  # hold no page while the next one is fetched: memory stays one page deep
-            yield page  # a good page is the caller's before its nextLink is judged: nothing is lost
-            del page
-            if next_link is not None:
-                try:
-                    check_next_link(next_link, self.settings.graph_url, url)
-                    guard.check_next(url, next_link)
-                except TenantAtlasError:
-                    raise
-                except Exception as exc:
-                    raise self._unexpected(url, exc) from None
-            url = next_link
-
-    def _iter_read_ahead(
-        self, tenant_id: str, first: str, stats: RequestStats | None, decode: _Decode
-    ) -> Iterator[Page]:
-        """`_iter_url` with the requests sent ahead of the decoding (read_ahead.py says how and why a
-        guessed nextLink never costs a page). Every rule is `_iter_url`'s: the same errors, loop guard,
-        and a good page yielded before its nextLink is judged. A body is decoded by `decode` like any
-        other, from the bytes held (json.loads on them was faster but raised the peak RSS of a snapshot
-        by half: bench/snapshot.py peak_rss_ratio)."""
-        if self._http.is_closed:
-            raise RuntimeError("the GraphClient is closed")
-        stats = stats if stats is not None else RequestStats()
-        read = body_reader(decode)
-        ahead = ReadAhead(
-            lambda u: self._get_page(tenant_id, u, stats, "GET", None, read)[0],
-            lambda current, guess: self._may_follow(current, guess),
-        )
+        decode = decode or decode_page
+        ahead: ReadAhead | None = None
+        if read_ahead:
+            read = body_reader(decode)
+            ahead = ReadAhead(lambda u: self._get_page(tenant_id, u, stats, "GET", None, read)[0],
+                              self._may_follow)
         url: str | None = first
         guard = LoopGuard()
         number = 0
         try:
             while url is not None:
                 try:
-                    body = ahead.take(url)
-                    items, next_link = body.page(decode, url)
-                    del body
+                    if ahead is None:
+                        items, next_link = self._get_page(tenant_id, url, stats, "GET", None, decode)
+                    else:
+                        items, next_link = ahead.take(url).page(decode, url)
                     number += 1
                     guard.check_page(url, items)
                     stats.add(pages=1)
@@ -412,8 +379,8 @@ class GraphClient:
                 except Exception as exc:
                     raise self._unexpected(url, exc) from None
                 page = Page(items=items, url=url, number=number)
-                del items
-                yield page
+                del items  # hold no page while the next one is fetched: memory stays one page deep
+                yield page  # a good page is the caller's before its nextLink is judged: nothing is lost
                 del page
                 if next_link is not None:
                     try:
@@ -425,7 +392,8 @@ class GraphClient:
                         raise self._unexpected(url, exc) from None
                 url = next_link
         finally:
-            ahead.close()
+            if ahead is not None:
+                ahead.close()
 
     def _may_follow(self, url: str, guess: str) -> bool:
         """Whether a nextLink read off a body's tail may be requested before the body is decoded: it
