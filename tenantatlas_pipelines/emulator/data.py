@@ -199,10 +199,11 @@ class _Frozen:
     Regenerating an object on every read (random draws, digests, a JSON template per setting) was most of
     the emulator's time to serve a `$expand=settings` page; `marshal.loads` of the frozen bytes gives the
     same private, mutable copy for a fraction of that. Reads still vary as before (present.py works on the
-    copy: new ciphertext, moved timestamps, reordered arrays). Keys hold every input of the generator
-    but the collection's own (seed, tenant, type); `reset` drops everything when the references an object
-    is generated with change. Filling stops at the budget (no eviction: a paging client reads slots in
-    order, and evicting the oldest would make every pass a miss)."""
+    copy: new ciphertext, moved timestamps, reordered arrays). `shared` keeps immutable values as they
+    are (compiled settings, rendering.py). Keys hold every input of the generator but the collection's
+    own (seed, tenant, type); everything is dropped when the references objects are generated with
+    change (`_check`). Filling stops at the budget (no eviction: a paging client reads slots in order,
+    and evicting the oldest would make every pass a miss)."""
 
     __slots__ = ("_blobs", "_bytes", "_refs", "_shared", "budget")
 
