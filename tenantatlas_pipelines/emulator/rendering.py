@@ -22,7 +22,8 @@ from .present import Vault
 
 # A template: literal JSON text, or one of
 #   (_CAT, pieces)            pieces (literal text or templates) one after the other
-#   (_SEQ, items, True)       a JSON array of templates, reordered on every read
+#   (_SEQ, items, literal)    a JSON array of templates, reordered on every read (`literal`: all
+#                             items are plain text, joined without walking them)
 #   (_SECRET, plaintext)      a JSON string: the plaintext encrypted for this read
 # Adjacent literal text is joined when a template is built, so a read walks only the open slots.
 Template = str | tuple[Any, ...]
@@ -69,7 +70,7 @@ def _obj(node: Mapping[str, Any], overrides: dict[str, Template]) -> Template:
 
 def _seq(items: list[Template], shuffled: bool) -> Template:
     if shuffled and len(items) > 1:
-        return (_SEQ, tuple(items), True)
+        return (_SEQ, tuple(items), all(isinstance(t, str) for t in items))
     pieces: list[Template] = ["["]
     for n, item in enumerate(items):
         if n:
@@ -139,6 +140,9 @@ def render(template: Template, vault: Vault, rng: random.Random) -> str:
         elif t[0] == _SEQ:
             items = list(t[1])
             rng.shuffle(items)  # only shuffled arrays stay _SEQ (see _seq)
+            if t[2]:
+                out.append("[" + ",".join(items) + "]")
+                continue
             pending: list[Any] = ["]"]
             for n in range(len(items) - 1, 0, -1):
                 pending.append(items[n])
