@@ -210,28 +210,28 @@ def _rendered_page(state: EmulatorState, request: Request, ptype: PolicyType, co
                    gathered: list[tuple[Any, Any]], total: int, opts: dict[str, str],
                    pairs: list[tuple[str, str]], style: str, next_slot: int | None, request_id: str,
                    rng: random.Random, log: dict[str, Any]) -> Response:
-    """A fault-free content page written as text: each object serialised without its settings, its
+    """A fault-free content page written as UTF-8 directly: each object serialised without its settings, its
     compiled settings rendered for this read (rendering.py) and put in as its last member. The same
     body `_page` builds from dicts, but for the order of members, which JSON does not keep."""
-    texts = []
+    texts: list[bytes] = []
     for obj, template in gathered:
-        text = json_text(obj)
+        # A lone surrogate (hostile content set through the admin interface) goes out as a JSON escape,
+        # as json_bytes writes it: it can only stand inside a JSON string.
+        text = json_text(obj).encode("utf-8", "backslashreplace")
         if template is not None:
-            settings = render(template, state.vault, rng)
-            text = f'{text[:-1]}{"," if len(text) > 2 else ""}"settings":{settings}}}'
+            comma = b"," if len(text) > 2 else b""
+            text = text[:-1] + comma + b'"settings":' + render(template, state.vault, rng) + b"}"
         texts.append(text)
     head: dict[str, Any] = {"@odata.context": context}
     if "skiptoken" not in opts and "skip" not in opts and (
             opts.get("count", "").lower() == "true" or zlib.crc32(ptype.key.encode()) % 3 == 0):
         head["@odata.count"] = total
-    parts = [json_text(head)[:-1], ',"value":[', ",".join(texts), "]"]
+    parts = [json_text(head)[:-1].encode("utf-8", "backslashreplace"), b',"value":[', b",".join(texts), b"]"]
     if next_slot is not None:
         link = next_link(state, request, pairs, style, next_slot, empty=False)
-        parts.append(',"@odata.nextLink":' + json_text(link))
-    parts.append("}")
-    # A lone surrogate (hostile content set through the admin interface) goes out \u-escaped, as
-    # json_bytes writes it: it can only stand inside a JSON string.
-    raw = "".join(parts).encode("utf-8", "backslashreplace")
+        parts.append(b',"@odata.nextLink":' + json_text(link).encode("utf-8", "backslashreplace"))
+    parts.append(b"}")
+    raw = b"".join(parts)
     log["items"] = len(texts)
     return Response(200, raw, headers=base_headers(request, request_id), content_type=GRAPH_CT, **log)
 

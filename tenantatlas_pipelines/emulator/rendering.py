@@ -20,7 +20,7 @@ from typing import Any
 
 from .present import Vault
 
-# A template: literal JSON text, or one of
+# A template: literal JSON text (compiled: UTF-8 bytes, see `_encoded`), or one of
 #   (_CAT, pieces)            pieces (literal text or templates) one after the other
 #   (_SEQ, items, literal)    a JSON array of templates, reordered on every read (`literal`: all
 #                             items are plain text, joined without walking them)
@@ -114,8 +114,22 @@ def _node(node: Any) -> Template:
     return json_text(node)
 
 
+def _encoded(template: Template) -> Template:
+    """The template with its text as UTF-8 bytes: a read then joins bytes (a copy) instead of text of
+    mixed widths that has to be encoded afterwards. A lone surrogate (hostile content) is written as a
+    JSON escape, as core.json_bytes writes it: it can only stand inside a JSON string."""
+    if isinstance(template, str):
+        return template.encode("utf-8", "backslashreplace")
+    if template[0] == _SECRET:
+        return template
+    if template[0] == _CAT:
+        return (_CAT, tuple(_encoded(t) for t in template[1]))
+    return (_SEQ, tuple(_encoded(t) for t in template[1]), template[2])
+
+
 def compile_settings(settings: list[Any]) -> Template:
-    """The template of a settings list (`[{"id": ..., "settingInstance": {...}}, ...]`)."""
+    """The template of a settings list (`[{"id": ..., "settingInstance": {...}}, ...]`), its text as
+    UTF-8 bytes."""
     items: list[Template] = []
     for setting in settings:
         if isinstance(setting, dict):  # a content read serves nested entities without an etag (`vary`)
@@ -124,16 +138,16 @@ def compile_settings(settings: list[Any]) -> Template:
             items.append(_obj(setting, {"settingInstance": _node(setting.get("settingInstance"))}))
         else:
             items.append(json_text(setting))
-    return _seq(items, True)
+    return _encoded(_seq(items, True))
 
 
-def render(template: Template, vault: Vault, rng: random.Random) -> str:
-    """One read of a compiled settings list: JSON text, reordered and re-encrypted."""
-    out: list[str] = []
+def render(template: Template, vault: Vault, rng: random.Random) -> bytes:
+    """One read of a compiled settings list: UTF-8 JSON, reordered and re-encrypted."""
+    out: list[bytes] = []
     stack: list[Any] = [template]
     while stack:
         t = stack.pop()
-        if t.__class__ is str:
+        if t.__class__ is bytes:
             out.append(t)
         elif t[0] == _CAT:
             stack.extend(reversed(t[1]))
@@ -141,15 +155,15 @@ def render(template: Template, vault: Vault, rng: random.Random) -> str:
             items = list(t[1])
             rng.shuffle(items)  # only shuffled arrays stay _SEQ (see _seq)
             if t[2]:
-                out.append("[" + ",".join(items) + "]")
+                out.append(b"[" + b",".join(items) + b"]")
                 continue
-            pending: list[Any] = ["]"]
+            pending: list[Any] = [b"]"]
             for n in range(len(items) - 1, 0, -1):
                 pending.append(items[n])
-                pending.append(",")
+                pending.append(b",")
             pending.append(items[0])
-            pending.append("[")
+            pending.append(b"[")
             stack.extend(pending)
         else:
-            out.append(json_text(vault.encrypt(t[1])))
-    return "".join(out)
+            out.append(json_text(vault.encrypt(t[1])).encode())
+    return b"".join(out)
