@@ -652,3 +652,138 @@ def test_endpoint_security_intents_serve_their_settings(emu: Emulator, graph: ht
     now = graph.get(f"{intents}/{oid}/settings").json()["value"]
     changed = next(s for s in now if s["definitionId"] == target)
     assert changed["valueJson"] == "123"
+
+
+# --- frozen generated content (data.py `_Frozen`) ----------------------------------------------------
+
+
+def test_listing_reads_of_frozen_content_still_reencrypt_reorder_and_move(emu: Emulator,
+                                                                          graph: httpx.Client) -> None:
+    """The first `$expand=settings` page freezes its objects; later reads come from the frozen copy
+    and must still be new reads: fresh ciphertext, settings in another order, timestamps moved."""
+    emu.set_size(TID, "settingsCatalogPolicy", 120)
+    secret_in = {p["id"] for p in emu.objects(TID, "settingsCatalogPolicy")
+                 if any(s["settingInstance"].get("simpleSettingValue", {}).get("@odata.type", "")
+                        .endswith("SecretSettingValue") for s in emu.settings(TID, p["id"]))}
+    assert secret_in
+    pages = [_walk(graph, f"{POLICIES}?$expand=settings") for _ in range(3)]
+    pid = min(secret_in)
+    reads = [next(p for p in page if p["id"] == pid) for page in pages]
+
+    def secrets(policy: dict[str, Any]) -> list[str]:
+        values = [s["settingInstance"].get("simpleSettingValue") or {} for s in policy["settings"]]
+        return sorted(v["value"] for v in values if v.get("valueState") == "encryptedValueToken")
+
+    served = [secrets(r) for r in reads]
+    assert served[0] and not set(served[0]) & set(served[1]) and not set(served[1]) & set(served[2])
+    assert SECRET_PREFIX not in json.dumps(reads)
+    orders = [[s["id"] for s in r["settings"]] for r in reads]
+    assert orders[1] != orders[2] or orders[0] != orders[1]  # 20+ settings: one equal order is chance
+    assert len({r["lastModifiedDateTime"] for r in reads}) > 1
+    assert _canon(reads[0]) == _canon(reads[1]) == _canon(reads[2])
+
+
+def test_frozen_content_is_a_private_copy_and_follows_every_change(emu: Emulator) -> None:
+    from tenantatlas_pipelines.emulator.assignments import generate_assignments
+
+    coll = emu.state.collection(TID, "deviceConfiguration")
+    first = coll.payload_at(0)
+    assert first is not None
+    first["displayName"] = "changed by a caller"
+    first["omaSettings"] = []
+    again = coll.payload_at(0)
+    assert again is not None and again["displayName"] != "changed by a caller" and again != first
+    nav = coll.nav_at(0, "assignments")
+    nav.append({"id": "not-really-there"})
+    assert {"id": "not-really-there"} not in coll.nav_at(0, "assignments")
+
+    # A change through the overlay wins over what was frozen.
+    emu.state.add_object(TID, "deviceConfiguration", {**again, "displayName": "replaced"})
+    assert coll.payload_at(0)["displayName"] == "replaced"  # type: ignore[index]
+    coll.set_nav(again["id"], "assignments", [])
+    assert coll.nav_at(0, "assignments") == []
+
+    # Content generated with the tenant's references is generated again when they change.
+    kept = {None, EMPTY_GUID, emu.objects(TID, "assignmentFilter")[0]["id"]}  # what 1 filter leaves
+    slot = next(i for i in range(1, coll.size)
+                if any(a["target"].get("deviceAndAppManagementAssignmentFilterId") not in kept
+                       for a in coll.nav_at(i, "assignments")))
+    emu.state.set_size(TID, "assignmentFilter", 1)
+    oid = coll.payload_at(slot)["id"]  # type: ignore[index]
+    fresh = generate_assignments(coll.seed, "deviceConfiguration", slot, oid, emu.state.refs(TID),
+                                 coll.assigned_ratio)
+    assert coll.nav_at(slot, "assignments") == fresh
+    assert {a["target"].get("deviceAndAppManagementAssignmentFilterId") for a in fresh} <= kept
+
+
+def test_the_request_log_separates_service_time_from_latency(tmp_path: Path) -> None:
+    with Emulator(state_dir=tmp_path, tenants=[ALPHA], latency_ms=400) as emu, _graph(emu) as http:
+        emu.clear_log()
+        started = time.monotonic()
+        assert http.get(f"{POLICIES}?$expand=settings").status_code == 200
+        elapsed = time.monotonic() - started
+        record = next(r for r in emu.request_log if r.endpoint == "graph")
+    assert 0 < record.service_s < elapsed and elapsed >= 0.4
+    assert record.service_s < 0.4 or elapsed >= 0.4 + record.service_s  # the latency comes on top
+
+
+def test_compiled_settings_render_what_encrypt_settings_serves(emu: Emulator) -> None:
+    """rendering.py mirrors present.encrypt_settings: the same content, every array it reorders still
+    reordered, every secret encrypted anew, for every generated policy and for odd shapes."""
+    import random
+
+    from tenantatlas_pipelines.emulator.present import encrypt_settings
+    from tenantatlas_pipelines.emulator.rendering import compile_settings, render
+
+    emu.set_size(TID, "settingsCatalogPolicy", 80)
+    odd: list[Any] = [5, {"id": "x"}, {"id": "y", "settingInstance": None, "@odata.etag": "W/1"},
+                      {"id": "z", "settingInstance": {"choiceSettingValue": {"children": "no list"}}},
+                      {"id": "g", "settingInstance": {"groupSettingCollectionValue": [7, {"children": [1]}]}},
+                      {"id": "s", "settingInstance": {"simpleSettingCollectionValue": [1, 2, 3, 4, 5, 6]}}]
+    lists = [emu.settings(TID, p["id"]) for p in emu.objects(TID, "settingsCatalogPolicy")] + [odd]
+    assert any("SecretSettingValue" in json.dumps(s) for s in lists)
+    vault = emu.state.vault
+    orders, nested = set(), set()
+    for settings in lists:
+        template = compile_settings(settings)
+        rendered = [json.loads(render(template, vault, random.Random(n))) for n in range(3)]
+        served = json.loads(json.dumps(settings))
+        encrypt_settings(served, vault, random.Random(0))
+        for setting in served:
+            if isinstance(setting, dict):
+                setting.pop("@odata.etag", None)
+        assert all(_canon(r) == _canon(served) for r in rendered)
+        assert SECRET_PREFIX not in json.dumps(rendered)
+        orders.add(json.dumps(rendered[1]) != json.dumps(rendered[2]))
+        # With the settings list itself put back in order, what still differs is nested arrays.
+        if settings is not odd:
+            nested.add(len({json.dumps(sorted(r, key=lambda x: x["id"])) for r in rendered}) > 1)
+        secrets = [json.dumps(r) for r in rendered if "encryptedValueToken" in json.dumps(r)]
+        assert len(set(secrets)) == len(secrets)  # fresh ciphertext (and order) on every read
+    assert True in orders and True in nested
+
+
+def test_listed_settings_equal_the_object_read_on_its_own(emu: Emulator, graph: httpx.Client) -> None:
+    listed = _walk(graph, f"{POLICIES}?$expand=assignments,settings")
+    assert len(listed) == SIZES["settingsCatalogPolicy"]
+    for item in listed[:12]:
+        alone = graph.get(f"{POLICIES}/{item['id']}?$expand=assignments,settings").json()
+        assert _canon(item) == _canon(alone)
+        assert len(item["settings"]) == len(alone["settings"]) >= 20
+
+
+def test_warm_generates_a_tenant_ahead_and_reads_still_vary(emu: Emulator, graph: httpx.Client) -> None:
+    expected = sum(emu.state.collection(TID, k).size for k in REGISTRY)
+    assert emu.warm(TID) == expected
+    with EmulatorClient(emu.base_url, emu.ca_path) as admin:
+        assert admin.warm(TID) == expected
+        with pytest.raises(RuntimeError):
+            admin.warm("00000000-0000-4000-8000-00000000dead")
+    reads = [graph.get(f"{DEVCONF}?$expand=assignments").json()["value"] for _ in range(2)]
+    encrypted = [sorted(s["value"] for o in r for s in o.get("omaSettings") or [] if s.get("isEncrypted"))
+                 for r in reads]
+    assert encrypted[0] and not set(encrypted[0]) & set(encrypted[1])
+    assert SECRET_PREFIX not in json.dumps(encrypted)
+    assert json.dumps(reads[0]) != json.dumps(reads[1]) and _canon(reads[0]) == _canon(reads[1])
+    stored = emu.objects(TID, "deviceConfiguration")
+    assert [o["id"] for o in _walk(graph, DEVCONF)] == [o["id"] for o in stored]

@@ -304,3 +304,24 @@ def test_paging_faults_fail_the_type_as_in_sync_runs(
     assert run.type_outcome("settingsCatalogPolicy").error_code == "graph_paging_loop"
     assert run.type_outcome("mobileApp").error_code == "graph_invalid_response"
     assert run.read_cleanly("deviceConfiguration")
+
+
+def test_a_bad_page_inside_a_chain_read_ahead_keeps_the_pages_before(
+    db: Database, conn, emulator: Emulator, graph: GraphClient, contoso: str
+) -> None:
+    """Snapshots request pages ahead of decoding them (graph/read_ahead.py): a damaged second page
+    still fails the type where it is, and the first page's objects are in the snapshot, counted."""
+    emulator.set_size(contoso, "settingsCatalogPolicy", 60)  # 3 pages of 25
+    emulator.inject(Fault("truncated_page", policy_type="settingsCatalogPolicy", ratio=0.5, count=1))
+    emulator.clear_log()
+    result = run_snapshot(db, graph, "contoso", "content")
+    assert result.status == "partial"
+    scope = tenant_scope(conn, contoso)
+    outcome = snapshot_runs.get_snapshot(scope, result.snapshot_id).type_outcome("settingsCatalogPolicy")
+    assert outcome is not None and outcome.error_code == "graph_invalid_response"
+    kept = {o.external_id for o in objects_of_snapshot(scope, result.snapshot_id,
+                                                       policy_types=["settingsCatalogPolicy"])}
+    first_page = [o["id"] for o in emulator.objects(contoso, "settingsCatalogPolicy")][:25]
+    assert kept == set(first_page) and outcome.objects == 25 and outcome.pages == 1
+    listed = [r for r in emulator.request_log if r.policy_type == "settingsCatalogPolicy" and r.batch is None]
+    assert len(listed) == 2  # page 2 lost its tail with its second half: no guess of page 3 either

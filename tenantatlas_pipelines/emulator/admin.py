@@ -86,6 +86,10 @@ def _route(state: EmulatorState, request: Request, method: str, parts: list[str]
         body = _body(request)
         state.volatile_lists = bool(body.get("lists") if isinstance(body, dict) else body)
         return _ok({"lists": state.volatile_lists})
+    if head == "warm" and method == "POST" and len(parts) == 2:
+        if parts[1] not in state.tenants:
+            return _fail(404, f"unknown tenant {parts[1]}")
+        return _ok({"objects": state.warm(parts[1])})
     if head == "reencrypt" and method == "POST":
         state.vault.rotate()
         return _ok({"rotated": True})

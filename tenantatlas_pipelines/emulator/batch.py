@@ -88,7 +88,7 @@ def handle_batch(state: EmulatorState, request: Request, claims: dict[str, Any],
             resp = graph_error(inner, 400, "Batches cannot be nested.", **{**log, "batch": batch_id})
         else:
             resp = serve(state, inner, claims, version, path, batch=batch_id)
-        state.record(inner, resp, started, wall)
+        state.record(inner, resp, started, wall, time.monotonic() - started)
         responses.append(_inner_response(item["id"], resp))
     read_rng().shuffle(responses)
     log["items"] = len(responses)

@@ -111,6 +111,10 @@ class EmulatorClient:
     def objects(self, tenant_id: str, policy_type: str) -> list[dict[str, Any]]:
         return self._call("GET", self._obj_path(tenant_id, policy_type))
 
+    def warm(self, tenant_id: str) -> int:
+        """Have the emulator generate the tenant's content before it is read (see Emulator.warm)."""
+        return int(self._call("POST", f"/warm/{quote(tenant_id, safe='')}")["objects"])
+
     @property
     def request_log(self) -> list[RequestRecord]:
         return [RequestRecord.from_json(r) for r in self._call("GET", "/requests")]

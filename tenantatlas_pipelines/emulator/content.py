@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 from typing import Any
@@ -51,11 +50,10 @@ def parse_expand(opts: dict[str, str], ptype: PolicyType) -> tuple[tuple[str, ..
 
 def gather(coll: Collection, slot: int, payload: dict[str, Any], *, expand: tuple[str, ...],
            content_read: bool) -> dict[str, Any]:
-    """The part of a read that needs the state lock: a private copy of the object with its expanded
-    navigation properties (the caller holds the lock)."""
-    obj = copy.deepcopy(payload) if content_read else dict(payload)
-    if not content_read and isinstance(obj.get("omaSettings"), list):
-        obj["omaSettings"] = [dict(s) if isinstance(s, dict) else s for s in obj["omaSettings"]]
+    """The part of a read that needs the state lock: the object with its expanded navigation properties
+    (the caller holds the lock). `payload` is the private copy `Collection.payload_at` / `page` give, so
+    it is changed in place; `content_read` is the caller's (kept for the symmetry with `finish`)."""
+    obj = payload
     for key in expand:
         obj[key] = coll.nav_at(slot, key)
     return obj

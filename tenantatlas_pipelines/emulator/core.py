@@ -86,6 +86,9 @@ class RequestRecord:
     fault: str | None = None
     items: int = 0
     batch: str | None = None  # inner request of this $batch (the outer request's request-id)
+    # Seconds the emulator spent producing the answer (routing, generating, serialising), before the
+    # configured latency is slept: the service time a benchmark reports as a floor that is not the client's.
+    service_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,6 +203,13 @@ class EmulatorState:
         with self.lock:
             return list(self.collection(tenant_id, policy_type))
 
+    def warm(self, tenant_id: str) -> int:
+        """Generate every collection of a tenant ahead of its reads (Collection.warm); objects warmed."""
+        with self.lock:
+            if tenant_id not in self.tenants:
+                raise KeyError(f"unknown tenant {tenant_id!r}")
+            return sum(self.collections[(tenant_id, k)].warm() for k in REGISTRY)
+
     def describe(self) -> dict[str, Any]:
         """What another process needs to find and use this emulator (never the client secret)."""
         with self.lock:
@@ -239,7 +249,8 @@ class EmulatorState:
 
     # --- request log ----------------------------------------------------------------------------------
 
-    def record(self, request: Request, response: Response, started: float, wall: float) -> None:
+    def record(self, request: Request, response: Response, started: float, wall: float,
+               service_s: float = 0.0) -> None:
         if response.endpoint == "admin":
             return
         rec = RequestRecord(time=started, wall_time=wall, method=request.method, path=request.path,
@@ -247,6 +258,7 @@ class EmulatorState:
                             endpoint=response.endpoint, tenant_id=response.tenant_id,
                             policy_type=response.policy_type, status=response.status,
                             retry_after=response.retry_after, client_id=response.client_id,
-                            fault=response.fault, items=response.items, batch=response.batch)
+                            fault=response.fault, items=response.items, batch=response.batch,
+                            service_s=service_s)
         with self.lock:
             self.log.append(rec)

@@ -8,6 +8,7 @@ on demand) plus an overlay of removed indices, replaced payloads and objects add
 from __future__ import annotations
 
 import copy
+import marshal
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .admx import generate_definition_values
 from .assignments import generate_assignments
 from .catalog import generate_intent_settings, generate_settings
 from .payloads import Index, Payload, Refs, generate, object_id
+from .rendering import compile_settings
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -185,6 +187,71 @@ def small_tenants(factor: float = 0.05) -> tuple[TenantSpec, ...]:
     return tuple(out)
 
 
+#: Bytes of generated content one collection keeps frozen (see `_Frozen`): a 2,000-policy settings catalog
+#: with its settings and assignments takes ~50 MB; beyond the budget objects are generated per read again.
+FROZEN_BUDGET_BYTES = 96 * 1024 * 1024
+
+
+class _Frozen:
+    """Results of the deterministic generators (payloads.py, catalog.py, assignments.py, admx.py), kept as
+    marshal bytes once computed.
+
+    Regenerating an object on every read (random draws, digests, a JSON template per setting) was most of
+    the emulator's time to serve a `$expand=settings` page; `marshal.loads` of the frozen bytes gives the
+    same private, mutable copy for a fraction of that. Reads still vary as before (present.py works on the
+    copy: new ciphertext, moved timestamps, reordered arrays). `shared` keeps immutable values as they
+    are (compiled settings, rendering.py). Keys hold every input of the generator but the collection's
+    own (seed, tenant, type); everything is dropped when the references objects are generated with
+    change (`_check`). Filling stops at the budget (no eviction: a paging client reads slots in order,
+    and evicting the oldest would make every pass a miss)."""
+
+    __slots__ = ("_blobs", "_bytes", "_refs", "_shared", "budget")
+
+    def __init__(self, budget: int = FROZEN_BUDGET_BYTES) -> None:
+        self._blobs: dict[tuple[Any, ...], bytes] = {}
+        self._shared: dict[tuple[Any, ...], Any] = {}
+        self._bytes = 0
+        self._refs: Refs | None = None
+        self.budget = budget
+
+    def _check(self, refs: Refs) -> None:
+        if refs != self._refs:
+            self._blobs.clear()
+            self._shared.clear()
+            self._bytes, self._refs = 0, refs
+
+    def room(self) -> bool:
+        """Whether anything more is kept."""
+        return self._bytes < self.budget
+
+    def shared(self, key: tuple[Any, ...], refs: Refs, make: Callable[[], Any]) -> Any:
+        """`make()`'s result, kept as it is: for immutable values (tuples, strings) only."""
+        self._check(refs)
+        value = self._shared.get(key)
+        if value is None:
+            value = make()
+            if self._bytes < self.budget:
+                self._shared[key] = value
+                self._bytes += len(marshal.dumps(value))
+        return value
+
+    def get(self, key: tuple[Any, ...], refs: Refs, make: Callable[[], Any]) -> Any:
+        """A private copy of `make()`'s result, from the frozen bytes when there are any."""
+        self._check(refs)
+        blob = self._blobs.get(key)
+        if blob is not None:
+            return marshal.loads(blob)
+        value = make()
+        if self._bytes < self.budget:
+            try:
+                blob = marshal.dumps(value)
+            except ValueError:  # not plain JSON-like data: served as generated, never frozen
+                return value
+            self._blobs[key] = blob
+            self._bytes += len(blob)
+        return value
+
+
 #: Navigation properties kept beside an object's payload: served only through their own endpoints or
 #: ``$expand`` (never in a plain listing), and changed on their own by the admin interface.
 NAV_KEYS = ("assignments", "settings", "definitionValues")
@@ -214,6 +281,7 @@ class Collection:
         self._index_of: dict[str, int] = {}
         self._indexed_up_to = 0
         self._added_counter = 0
+        self._frozen = _Frozen()
 
     # --- lookup ---------------------------------------------------------------------------------------
 
@@ -238,17 +306,33 @@ class Collection:
         return i
 
     def payload_at(self, slot: int) -> Payload | None:
-        """The live payload at a slot, or None for a removed object or a slot past the end."""
+        """The live payload at a slot (a private deep copy the caller may change), or None for a removed
+        object or a slot past the end."""
         if slot < self.size:
             if slot in self.removed:
                 return None
             replaced = self.replaced.get(slot)
-            return dict(replaced) if replaced is not None else generate(
-                self.seed, self.tenant_id, self.policy_type, slot, self.refs())
+            if replaced is not None:
+                return copy.deepcopy(replaced)
+            refs = self.refs()
+            return self._frozen.get(("payload", slot), refs, lambda: generate(
+                self.seed, self.tenant_id, self.policy_type, slot, refs))
         k = slot - self.size
         if 0 <= k < len(self.added) and self.added[k] is not None:
-            return dict(self.added[k])  # type: ignore[arg-type]
+            return copy.deepcopy(self.added[k])
         return None
+
+    def _id_at(self, slot: int) -> str:
+        """The id of the live object at `slot` ("" for none), without generating its payload."""
+        if slot < self.size:
+            if slot in self.removed:
+                return ""
+            replaced = self.replaced.get(slot)
+            return str(replaced.get("id")) if replaced is not None else object_id(
+                self.seed, self.tenant_id, self.policy_type, slot)
+        k = slot - self.size
+        added = self.added[k] if 0 <= k < len(self.added) else None
+        return str(added.get("id")) if added is not None else ""
 
     def _index_at(self, slot: int) -> Index | None:
         """The generation index behind a slot (None for an object added with an explicit payload)."""
@@ -257,24 +341,53 @@ class Collection:
     def nav_at(self, slot: int, key: str) -> list[dict[str, Any]]:
         """The assignments, settings or definition values of the live object at `slot` (a fresh copy the
         caller may change)."""
-        payload = self.payload_at(slot)
-        oid = str(payload.get("id")) if payload else ""
+        oid = self._id_at(slot)
         changed = self.nav.get(oid, {}).get(key)
         if changed is not None:
             return copy.deepcopy(changed)
         index = self._index_at(slot)
-        if index is None:
+        if index is None or not oid:
             return []
+        refs = self.refs()
         if key == "assignments":
-            return generate_assignments(self.seed, self.policy_type, index, oid, self.refs(),
-                                        self.assigned_ratio)
+            ratio = self.assigned_ratio
+            return self._frozen.get((key, index, oid, ratio), refs, lambda: generate_assignments(
+                self.seed, self.policy_type, index, oid, refs, ratio))
         if key == "settings" and self.policy_type == "settingsCatalogPolicy":
-            return generate_settings(self.seed, index)
+            return self._frozen.get((key, index), refs, lambda: generate_settings(self.seed, index))
         if key == "settings" and self.policy_type == "endpointSecurityIntent":
-            return generate_intent_settings(self.seed, index)
+            return self._frozen.get((key, index), refs, lambda: generate_intent_settings(self.seed, index))
         if key == "definitionValues" and self.policy_type == "groupPolicyConfiguration":
-            return generate_definition_values(self.seed, self.tenant_id, index)
+            return self._frozen.get((key, index), refs, lambda: generate_definition_values(
+                self.seed, self.tenant_id, index))
         return []
+
+    def settings_template(self, slot: int) -> Any:
+        """The compiled settings (rendering.py) of the generated settings-catalog policy at `slot`, or
+        None: another type, settings changed through the admin interface, or no generated object."""
+        if self.policy_type != "settingsCatalogPolicy":
+            return None
+        oid = self._id_at(slot)
+        index = self._index_at(slot)
+        if not oid or index is None or "settings" in self.nav.get(oid, {}):
+            return None
+        return self._frozen.shared(("settings-template", index), self.refs(),
+                                   lambda: compile_settings(generate_settings(self.seed, index)))
+
+    def warm(self) -> int:
+        """Generate and freeze (`_Frozen`) what a content read of every live generated object needs, so
+        reads that follow serve stored content instead of generating it — as Graph serves what it has
+        stored. Returns how many objects were warmed (stops early, silently, at the frozen budget)."""
+        warmed = 0
+        for slot in range(min(self.size, self.slot_count)):
+            if self._live(slot) and self._frozen.room():
+                self.payload_at(slot)
+                self.nav_at(slot, "assignments")
+                if self.settings_template(slot) is None:
+                    for key in ("settings", "definitionValues"):
+                        self.nav_at(slot, key)
+                warmed += 1
+        return warmed
 
     def set_nav(self, external_id: str, key: str, value: list[dict[str, Any]]) -> None:
         if key not in NAV_KEYS:

@@ -9,6 +9,7 @@ habit, per-tenant throttling with and without Retry-After, and the scripted faul
 from __future__ import annotations
 
 import email.utils
+import random
 import re
 import time
 import zlib
@@ -36,6 +37,7 @@ from .envelope import NOT_INTUNE, base_headers, graph_error, intune_message
 from .faults import GRAPH_ERROR_KINDS, PAGE_KINDS, Fault, FaultKind, add_hostile_value, hostile_bytes
 from .paging import decode_skiptoken, next_link, options, window
 from .present import read_rng
+from .rendering import json_text, render
 
 VERSIONS = ("beta", "v1.0")
 #: Collections whose page size is fixed by the service whatever $top says.
@@ -140,6 +142,10 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
 
     faults = state.faults.all(PAGE_KINDS, spec_tid, ptype.key)
     kinds = {f.kind for f, _ in faults}
+    # Generated settings-catalog settings are served from their compiled JSON (rendering.py) unless a
+    # fault or $select has to work on the page's objects.
+    fast = "settings" in expand and not kinds and "select" not in opts
+    without_settings = tuple(k for k in expand if k != "settings")
     with state.lock:
         coll = state.collection(spec_tid, ptype.key)
         hidden: set[str] = set()
@@ -156,13 +162,21 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
         pairs_page, next_slot = coll.page(start, size)
         total = coll.count()
         content_read = bool(expand) or state.volatile_lists
-        items: list[Any] = [gather(coll, slot, p, expand=expand, content_read=content_read)
-                            for slot, p in pairs_page
-                            if not (isinstance(p.get("id"), str) and p["id"] in hidden)]
+        gathered: list[tuple[Any, Any]] = []
+        for slot, p in pairs_page:
+            if isinstance(p.get("id"), str) and p["id"] in hidden:
+                continue
+            template = coll.settings_template(slot) if fast else None
+            gathered.append((gather(coll, slot, p, expand=expand if template is None else without_settings,
+                                    content_read=content_read), template))
     rng = read_rng()
-    items = [finish(state, spec_tid, obj, content_read=content_read, rng=rng) for obj in items]
+    gathered = [(finish(state, spec_tid, obj, content_read=content_read, rng=rng), t) for obj, t in gathered]
     if content_read:
-        rng.shuffle(items)  # within the page only, so paging stays complete
+        rng.shuffle(gathered)  # within the page only, so paging stays complete
+    if fast:
+        return _rendered_page(state, request, ptype, context, gathered, total, opts, pairs, style,
+                              next_slot, request_id, rng, log)
+    items: list[Any] = [obj for obj, _ in gathered]
     if "select" in opts:
         fields = [f.strip() for f in opts["select"].split(",") if f.strip()]
         items = [_project(p, [*fields, *expand]) for p in items]
@@ -190,6 +204,36 @@ def _page(state: EmulatorState, request: Request, spec_tid: str, ptype: PolicyTy
     log["items"] = sum(1 for i in items if isinstance(i, dict))
     return Response(200, raw, headers=base_headers(request, request_id), content_type=GRAPH_CT,
                     fault=applied, **log)
+
+
+def _rendered_page(state: EmulatorState, request: Request, ptype: PolicyType, context: str,
+                   gathered: list[tuple[Any, Any]], total: int, opts: dict[str, str],
+                   pairs: list[tuple[str, str]], style: str, next_slot: int | None, request_id: str,
+                   rng: random.Random, log: dict[str, Any]) -> Response:
+    """A fault-free content page written as UTF-8 directly: each object serialised without its settings, its
+    compiled settings rendered for this read (rendering.py) and put in as its last member. The same
+    body `_page` builds from dicts, but for the order of members, which JSON does not keep."""
+    texts: list[bytes] = []
+    for obj, template in gathered:
+        # A lone surrogate (hostile content set through the admin interface) goes out as a JSON escape,
+        # as json_bytes writes it: it can only stand inside a JSON string.
+        text = json_text(obj).encode("utf-8", "backslashreplace")
+        if template is not None:
+            comma = b"," if len(text) > 2 else b""
+            text = text[:-1] + comma + b'"settings":' + render(template, state.vault, rng) + b"}"
+        texts.append(text)
+    head: dict[str, Any] = {"@odata.context": context}
+    if "skiptoken" not in opts and "skip" not in opts and (
+            opts.get("count", "").lower() == "true" or zlib.crc32(ptype.key.encode()) % 3 == 0):
+        head["@odata.count"] = total
+    parts = [json_text(head)[:-1].encode("utf-8", "backslashreplace"), b',"value":[', b",".join(texts), b"]"]
+    if next_slot is not None:
+        link = next_link(state, request, pairs, style, next_slot, empty=False)
+        parts.append(b',"@odata.nextLink":' + json_text(link).encode("utf-8", "backslashreplace"))
+    parts.append(b"}")
+    raw = b"".join(parts)
+    log["items"] = len(texts)
+    return Response(200, raw, headers=base_headers(request, request_id), content_type=GRAPH_CT, **log)
 
 
 def _customers(state: EmulatorState, request: Request, spec_customers: tuple[GdapCustomer, ...],

@@ -6,6 +6,7 @@ raises instead of being skipped: a partial read must never look like a complete 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -270,6 +271,29 @@ class _ShapeLimits:
             if max(depths) > MAX_NESTING_DEPTH:
                 return f"JSON nested deeper than {MAX_NESTING_DEPTH} levels"
         return None
+
+
+# The end of a page whose last member is its nextLink: `"@odata.nextLink":"<string>"}` and whitespace.
+_WS = rb"[ \t\n\r]*"
+_TAIL_NEXT_LINK = re.compile(
+    rb'"@odata\.nextLink"' + _WS + b":" + _WS + rb'"((?:[^"\\]|\\.)*)"' + _WS + rb"\}" + _WS + rb"\Z"
+)
+TAIL_BYTES = 8192  # nextLinks are a few hundred bytes; a longer one is simply not guessed
+
+
+def tail_next_link(body: bytes) -> str | None:
+    """The nextLink a page body seems to end with, read off its last TAIL_BYTES without decoding it, or
+    None. Graph writes the nextLink after `value`, so it is known only at the very end of the body; this
+    lets a reader request the next page while the body is decoded. A guess, never trusted: the decoded
+    page's own nextLink decides (GraphClient._iter_read_ahead)."""
+    match = _TAIL_NEXT_LINK.search(body[-TAIL_BYTES:])
+    if match is None:
+        return None
+    try:
+        link = json.loads(b'"' + match.group(1) + b'"')
+    except ValueError:
+        return None
+    return link if isinstance(link, str) and link else None
 
 
 def check_next_link(next_link: str, graph_url: str, current_url: str) -> None:

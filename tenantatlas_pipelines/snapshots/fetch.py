@@ -217,7 +217,8 @@ def _object_pages(
     entry = get_policy_type(policy_type)
     expand = expand_for(policy_type)
     query = {"$expand": expand} if expand and strategy is Strategy.EXPAND else None
-    for page in graph.iter_pages(tenant_id, policy_type, stats=stats, query=query, full_strings=True):
+    for page in graph.iter_pages(tenant_id, policy_type, stats=stats, query=query, full_strings=True,
+                                 read_ahead=True):
         objects: list[tuple[str, dict[str, Any]]] = []
         rejected: list[ItemRejected] = []
         for item in page.items:
