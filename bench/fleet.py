@@ -553,6 +553,13 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
                 roles = cpu_by_role(daemon.pid, postmaster_pid(db), emu.pid)
                 roles.subtract(roles_before)
                 timeline = run_timeline(instance, records)
+                if args.orch_linger:  # do sensors (e.g. missing_items_after_sync) request more runs?
+                    time.sleep(args.orch_linger)
+                extra = [
+                    r.dagster_run
+                    for r in instance.get_run_records()
+                    if r.dagster_run.job_name != "inventory_sync_job"
+                ]
         finally:
             _stop_group(daemon)
         expected = expected_items(emu.client, specs)
@@ -616,6 +623,11 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
             f"{statistics.median(sync_s.values()):.2f} s"
         )
     print_timeline(timeline, records)
+    print(
+        f"    other runs     : {len(extra)} runs of other jobs"
+        + (f" ({Counter(r.job_name for r in extra)})" if extra else "")
+        + (f", {args.orch_linger:g} s after the sweep" if args.orch_linger else "")
+    )
     cores = os.cpu_count() or 1
     print(
         f"    machine CPU    : {cpu_used:.1f} CPU-s busy over {t_done - t_registered:.1f} s "
@@ -778,6 +790,9 @@ def main() -> int:
     parser.add_argument("--orch-tenants", type=int, default=0, help="(b) fleet size; 0 = --tenants")
     parser.add_argument("--orch-selections", type=lambda s: s.split(","), default=["all"])
     parser.add_argument("--orch-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--orch-linger", type=float, default=0.0, help="(b) keep the daemon this long after the sweep"
+    )
     parser.add_argument("--missing-items", type=int, default=1_000_000)
     parser.add_argument("--missing-tenant-items", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
