@@ -49,6 +49,7 @@ from bench._common import bench_database, isolate, target  # noqa: E402
 from bench.fleet import (  # noqa: E402
     _rate,
     _stop_group,
+    dagster_env,
     emulator_process,
     fleet_specs,
     max_overlap,
@@ -122,7 +123,7 @@ def main() -> int:
     from dagster import DagsterInstance, RunsFilter
 
     from tenantatlas_pipelines.db import ensure_database, with_database
-    from tenantatlas_pipelines.defs.instance import PROJECT_INSTANCE_YAML, sqlalchemy_storage_url
+    from tenantatlas_pipelines.defs.instance import PROJECT_INSTANCE_YAML
     from tenantatlas_pipelines.store.selections import list_selections
 
     global_limit, per_tenant = run_queue_limits()
@@ -145,15 +146,8 @@ def main() -> int:
     with emulator_process(args.latency_ms) as emu:
         for s in specs:
             emu.client.add_tenant(s)
-        env = {
-            **os.environ,
-            **emu.graph_env(),
-            "DAGSTER_HOME": str(home),
-            "TENANTATLAS_DAGSTER_STORAGE_URL": sqlalchemy_storage_url(with_database(db.url, storage_db)),
-            "TENANTATLAS_DATABASE_URL": db.url,
-            "TENANTATLAS_SYNC_NEW_TENANTS": "0",  # partitions only: the backfill is what runs them
-            "PYTHONWARNINGS": "ignore",
-        }
+        # Partitions only (no runs for new tenants): the backfill is what runs them.
+        env = dagster_env(emu, home, db, storage_db, TENANTATLAS_SYNC_NEW_TENANTS="0")
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "TENANTATLAS_DAGSTER_STORAGE_URL")})
         workspace = str(ROOT / "workspace.yaml")
         logs = {name: open(home / f"{name}.log", "w") for name in ("daemon", "webserver")}  # noqa: SIM115

@@ -438,6 +438,24 @@ def _stop_group(proc: subprocess.Popen[Any]) -> None:
         proc.wait()
 
 
+def dagster_env(
+    emu: EmulatorProcess, home: Path, db: Database, storage_db: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a benchmark's Dagster processes: the emulator, the instance, the store."""
+    from tenantatlas_pipelines.db import with_database
+    from tenantatlas_pipelines.defs.instance import sqlalchemy_storage_url
+
+    return {
+        **os.environ,
+        **emu.graph_env(),
+        "DAGSTER_HOME": str(home),
+        "TENANTATLAS_DAGSTER_STORAGE_URL": sqlalchemy_storage_url(with_database(db.url, storage_db)),
+        "TENANTATLAS_DATABASE_URL": db.url,
+        "PYTHONWARNINGS": "ignore",
+        **extra,
+    }
+
+
 def run_timeline(instance: Any, records: list[Any]) -> dict[str, list[float]]:
     """Seconds from each run's creation to the first event of each kind (where the overhead goes)."""
     out: dict[str, list[float]] = defaultdict(list)
@@ -473,7 +491,7 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     from tenantatlas_pipelines.db import ensure_database, with_database
-    from tenantatlas_pipelines.defs.instance import PROJECT_INSTANCE_YAML, sqlalchemy_storage_url
+    from tenantatlas_pipelines.defs.instance import PROJECT_INSTANCE_YAML
 
     global_limit, per_tenant_limit = run_queue_limits()
     db = bench_database("tenantatlas_bench_fleet_orch")
@@ -498,14 +516,7 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     with emulator_process(args.latency_ms) as emu:
         for s in specs:
             emu.client.add_tenant(s)
-        env = {
-            **os.environ,
-            **emu.graph_env(),
-            "DAGSTER_HOME": str(home),
-            "TENANTATLAS_DAGSTER_STORAGE_URL": sqlalchemy_storage_url(with_database(db.url, storage_db)),
-            "TENANTATLAS_DATABASE_URL": db.url,
-            "PYTHONWARNINGS": "ignore",
-        }
+        env = dagster_env(emu, home, db, storage_db)
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "TENANTATLAS_DAGSTER_STORAGE_URL")})
         # Registered before the daemon starts: the registry sensor's first tick (at start-up; then every
         # 30 s, its production interval) adds the partitions and requests one run per (tenant, selection).
@@ -648,9 +659,7 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     shutil.rmtree(home, ignore_errors=True)
     engine_wall = getattr(args, "engine_wall", None)
     if engine_wall is not None and len(specs) == args.tenants and args.orch_selections == ["all"]:
-        print(
-            f"    vs (a)         : {wall:.1f} s / {engine_wall:.2f} s (the same fleet, engine alone)"
-        )
+        print(f"    vs (a)         : {wall:.1f} s / {engine_wall:.2f} s (the same fleet, engine alone)")
         target("orchestrated_vs_engine", wall / engine_wall, "<=", TARGET_ORCHESTRATED, ".2f")
         ok_ratio = wall / engine_wall <= TARGET_ORCHESTRATED
     else:

@@ -517,6 +517,10 @@ def dev(emulator: bool | None, host: str, port: int, scale: float, ui_port: int)
     code = 1
     try:
         with stack(emulator=_want_emulator(emulator), scale=scale) as st:
+            # Dagster's tables exist before the webserver, the daemon and the run zygote start: on a fresh
+            # database they would otherwise all create them at once, and the losers fail their start.
+            with open_instance():
+                pass
             dev_stack = DevStack(
                 dagster_home=st.dagster_home, env=os.environ.copy(), host=host, port=port,
                 extra={"inventory-ui": ui_command(host, ui_port)},

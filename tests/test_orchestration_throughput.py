@@ -26,6 +26,7 @@ import psycopg
 import pytest
 import yaml
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from tenantatlas_pipelines.db import Database, ensure_database, with_database
 from tenantatlas_pipelines.defs.instance import sqlalchemy_storage_url, write_instance_yaml
@@ -51,7 +52,7 @@ JOB = "inventory_sync_job"
 @pytest.fixture
 def dagster_home(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """DAGSTER_HOME with instance_config(max_concurrent_runs=2) and storage in a fresh database."""
-    name = f"{db.url.rsplit('/', 1)[-1].split('?')[0]}_dagster"
+    name = f"{conninfo_to_dict(db.url)['dbname']}_dagster"  # per xdist worker, like the test database
     server = with_database(db.url, "postgres")
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -63,6 +64,10 @@ def dagster_home(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("TENANTATLAS_DAGSTER_STORAGE_URL", sqlalchemy_storage_url(with_database(db.url, name)))
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get():  # its tables, once, as `tenantatlas dev` does before starting processes
+        pass
     yield home
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -94,6 +99,27 @@ def tuned_daemon_process(env: dict[str, str], log: Path) -> Iterator[subprocess.
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def registered(db: Database, specs: list[TenantSpec], selections: list[str]) -> None:
+    """Keep only `selections` as named selections (a partition per tenant and each), register `specs`."""
+    with db.connect() as conn:
+        conn.execute("DELETE FROM selections WHERE name <> ALL(%s)", (selections,))
+        conn.commit()
+        register(conn, *specs)
+        conn.commit()
+
+
+@contextlib.contextmanager
+def running_daemon(
+    db: Database, emulator: Emulator, home: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Any, Path]]:
+    """Our daemon entry point as a process, and this test's handle on the same instance."""
+    from dagster import DagsterInstance
+
+    log = tmp_path / "daemon.log"
+    with tuned_daemon_process(daemon_env(db, emulator, home), log) as proc, DagsterInstance.get() as instance:
+        yield proc, instance, log
 
 
 def daemon_env(db: Database, emulator: Emulator, home: Path, **extra: str) -> dict[str, str]:
@@ -135,7 +161,7 @@ def finished_runs(
 def test_sweep_through_the_warm_launcher_holds_both_limits_and_fails_only_the_bad_tenant(
     db: Database, emulator: Emulator, dagster_home: Path, tmp_path: Path
 ) -> None:
-    from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+    from dagster import AssetKey, DagsterRunStatus
 
     specs = [tiny(i, f"sweep-{i}") for i in range(3)]
     for spec in specs:
@@ -143,16 +169,8 @@ def test_sweep_through_the_warm_launcher_holds_both_limits_and_fails_only_the_ba
     bad = specs[2]
     emulator.inject(Fault("token_down", tenant_id=bad.tenant_id))
     emulator.inject(Fault("latency", latency_ms=120))  # each sync lasts long enough to overlap
-    with db.connect() as conn:  # two selections -> six partitions, two per tenant
-        conn.execute("DELETE FROM selections WHERE name <> ALL(%s)", (["all", "compliance"],))
-        conn.commit()
-        register(conn, *specs)
-        conn.commit()
-    log = tmp_path / "daemon.log"
-    with (
-        tuned_daemon_process(daemon_env(db, emulator, dagster_home), log) as proc,
-        DagsterInstance.get() as instance,
-    ):
+    registered(db, specs, ["all", "compliance"])  # six partitions, two per tenant
+    with running_daemon(db, emulator, dagster_home, tmp_path) as (proc, instance, log):
         assert isinstance(instance.run_launcher, WarmRunLauncher)
         records = finished_runs(instance, 6, proc, log, timeout=300)
         materialized = instance.get_materialized_partitions(AssetKey("inventory_sync"))
@@ -196,22 +214,14 @@ def test_sweep_through_the_warm_launcher_holds_both_limits_and_fails_only_the_ba
 def test_a_forked_run_is_cancelled_through_the_launcher_and_a_killed_one_reads_failed(
     db: Database, emulator: Emulator, dagster_home: Path, tmp_path: Path
 ) -> None:
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterRunStatus, RunsFilter
     from dagster._core.launcher.base import WorkerStatus
 
     spec = tiny(7, "sweep-slow")
     emulator.add_tenant(spec)
     emulator.inject(Fault("latency", tenant_id=spec.tenant_id, latency_ms=1500))  # runs of ~a minute
-    with db.connect() as conn:
-        conn.execute("DELETE FROM selections WHERE name <> ALL(%s)", (["all", "compliance"],))
-        conn.commit()
-        register(conn, spec)
-        conn.commit()
-    log = tmp_path / "daemon.log"
-    with (
-        tuned_daemon_process(daemon_env(db, emulator, dagster_home), log) as proc,
-        DagsterInstance.get() as instance,
-    ):
+    registered(db, [spec], ["all", "compliance"])
+    with running_daemon(db, emulator, dagster_home, tmp_path) as (proc, instance, log):
 
         def started() -> list[Any]:
             assert proc.poll() is None, log.read_text()[-3000:]
@@ -260,23 +270,15 @@ def test_a_forked_run_is_cancelled_through_the_launcher_and_a_killed_one_reads_f
 def test_a_run_still_launches_through_the_code_server_when_the_zygote_cannot_start(
     db: Database, emulator: Emulator, dagster_home: Path, tmp_path: Path
 ) -> None:
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterRunStatus, RunsFilter
 
     config = yaml.safe_load((dagster_home / "dagster.yaml").read_text())
     config["run_launcher"]["config"] = {"socket_path": str(tmp_path / "no-such-dir" / "zygote.sock")}
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     spec = tiny(9, "sweep-fallback")
     emulator.add_tenant(spec)
-    with db.connect() as conn:
-        conn.execute("DELETE FROM selections WHERE name <> 'all'")
-        conn.commit()
-        register(conn, spec)
-        conn.commit()
-    log = tmp_path / "daemon.log"
-    with (
-        tuned_daemon_process(daemon_env(db, emulator, dagster_home), log) as proc,
-        DagsterInstance.get() as instance,
-    ):
+    registered(db, [spec], ["all"])
+    with running_daemon(db, emulator, dagster_home, tmp_path) as (proc, instance, log):
         [record] = finished_runs(instance, 1, proc, log, timeout=240)
         messages = [
             f"{e.user_message} {e.dagster_event.message if e.dagster_event else ''}"

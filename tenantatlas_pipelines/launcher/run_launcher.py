@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -40,6 +39,8 @@ from dagster._core.launcher.base import (
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
+
+from .protocol import receive, send
 
 WORKER_PID_TAG = "tenantatlas/run_worker_pid"
 WORKER_HOST_TAG = "tenantatlas/run_worker_host"
@@ -79,14 +80,8 @@ class ZygoteClient:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(self.socket_path)
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data or b"{}")
+            send(sock, request)
+            return receive(sock)
 
     def ping(self) -> int | None:
         """The zygote's pid, or None when none is listening."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
 import signal
 import socket
@@ -33,6 +32,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from .protocol import receive, send
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 ACCEPT_TIMEOUT_S = 1.0
@@ -158,20 +159,6 @@ def _reap() -> None:
                 return
 
 
-def _answer(conn: socket.socket, payload: dict[str, Any]) -> None:
-    conn.sendall(json.dumps(payload).encode() + b"\n")
-
-
-def _read_request(conn: socket.socket) -> dict[str, Any]:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return json.loads(data or b"{}")
-
-
 def serve(socket_path: str, parent_pid: int, modules: list[str]) -> int:
     warm(modules)
     stamp = definitions_stamp()
@@ -206,20 +193,20 @@ def serve(socket_path: str, parent_pid: int, modules: list[str]) -> int:
             with conn:
                 conn.settimeout(30)
                 try:
-                    request = _read_request(conn)
+                    request = receive(conn)
                     if request.get("op") == "ping":
-                        _answer(conn, {"pid": os.getpid()})
+                        send(conn, {"pid": os.getpid()})
                     elif request.get("op") == "start":
                         if definitions_stamp() != stamp:
-                            _answer(conn, {"stale": True})
+                            send(conn, {"stale": True})
                             stop = True
                         else:
-                            _answer(conn, {"pid": _fork_run(conn, listener, request)})
+                            send(conn, {"pid": _fork_run(conn, listener, request)})
                     else:
-                        _answer(conn, {"error": f"unknown op {request.get('op')!r}"})
+                        send(conn, {"error": f"unknown op {request.get('op')!r}"})
                 except (OSError, ValueError) as exc:
                     with contextlib.suppress(OSError):
-                        _answer(conn, {"error": f"{type(exc).__name__}: {exc}"})
+                        send(conn, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
         listener.close()
         with contextlib.suppress(FileNotFoundError):  # only our own socket, not a successor's
