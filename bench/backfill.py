@@ -16,7 +16,8 @@ webserver the GraphQL mutation the UI sends for **Jobs -> inventory_sync_job -> 
 backfill** with every partition selected (`launchPartitionBackfill`), and watches the runs.
 
 Figures, each computed from the run:
-- time_to_first_run: mutation sent -> the backfill's first run exists (target < 5 s);
+- time_to_first_run: mutation sent -> the backfill's first run has started (target < 5 s; the time until
+  it exists is printed too);
 - backfill_vs_sync_bound: mutation sent -> last run finished, divided by (sum of the syncs' own
   durations from the ledger) / (usable concurrency = min(global limit, tenants x runs per tenant)):
   what the runs would take if the queue kept every usable slot busy with nothing but syncs (target <= 2);
@@ -225,8 +226,13 @@ def main() -> int:
         f"    backfill       : {len(keys)} partitions ({len(specs)} tenants x {len(selections)} selections) "
         f"of {JOB}, launched through the webserver's GraphQL; runs {dict(statuses)}"
     )
-    print(f"    first run      : {t_first - t_sent:.2f} s after the mutation")
-    target("time_to_first_run", t_first - t_sent, "<", TIME_TO_FIRST_RUN_S, ".2f", " s")
+    # The stricter reading of "time to first run": until a run has *started* (its process is running it).
+    t_started = min(r.start_time for r in finished if r.start_time)
+    print(
+        f"    first run      : created {t_first - t_sent:.2f} s, started {t_started - t_sent:.2f} s "
+        "after the mutation"
+    )
+    target("time_to_first_run", t_started - t_sent, "<", TIME_TO_FIRST_RUN_S, ".2f", " s")
     print(
         f"    total          : {total:.1f} s (mutation -> last run finished), "
         f"{len(finished) / total * 60:.1f} runs/min"
@@ -253,7 +259,7 @@ def main() -> int:
         )
     print_timeline(timeline, finished)
     shutil.rmtree(home, ignore_errors=True)
-    ok = t_first - t_sent < TIME_TO_FIRST_RUN_S and total / bound <= BOUND_RATIO
+    ok = t_started - t_sent < TIME_TO_FIRST_RUN_S and total / bound <= BOUND_RATIO
     ok = ok and peak <= global_limit and tenant_peak <= per_tenant and ledger_tenant_peak <= per_tenant
     return 0 if ok else 1
 

@@ -444,6 +444,14 @@ def test_install_shortens_the_backfill_loop_and_tunes_the_daemon_instance(
     with daemon_cli.get_instance_for_cli() as instance:
         assert instance.run_coordinator.dequeue_interval_seconds == 0.7
         assert isinstance(instance.run_storage._engine.pool, QueuePool)
+        # The zygote is started with the daemon, not at the first launch.
+        zygote = ZygoteClient(default_socket_path(str(dagster_home)), [], 1)
+        wait_for(
+            lambda: zygote.ping() is not None, "the zygote started with the daemon", timeout=120, every=0.2
+        )
+    wait_for(
+        lambda: zygote.ping() is None, "the zygote gone with the daemon's instance", timeout=30, every=0.2
+    )
 
 
 def test_the_run_queue_loop_waits_exactly_its_interval() -> None:

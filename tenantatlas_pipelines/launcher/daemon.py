@@ -2,7 +2,7 @@
 
     python -m tenantatlas_pipelines.launcher.daemon run -w workspace.yaml
 
-Three changes to Dagster's own daemon, each measured alone in bench/fleet.py (docs/orchestration.md,
+Four changes to Dagster's own daemon, each measured alone in bench/fleet.py (docs/orchestration.md,
 "Throughput"), everything else is `dagster-daemon run` unchanged:
 
 1. Storage tuned like the run workers' (storage_tuning.py): pooled connections instead of a new one
@@ -13,7 +13,9 @@ Three changes to Dagster's own daemon, each measured alone in bench/fleet.py (do
    (`DEFAULT_DAEMON_INTERVAL_SECONDS`, not configurable), so a backfill launched from the UI waited up
    to 30 s before its first run existed. `TENANTATLAS_BACKFILL_INTERVAL_S` (default 2) replaces it for
    the backfill loop; the asset daemon keeps its own interval (dagster.yaml sets it explicitly).
-3. Dequeue period. dagster.yaml's `dequeue_interval_seconds` is a whole number, and Dagster's interval
+3. The run zygote (WarmRunLauncher) is started with the daemon, not at the first launch: its imports take
+   seconds, which the first run of a backfill would otherwise wait for.
+4. Dequeue period. dagster.yaml's `dequeue_interval_seconds` is a whole number, and Dagster's interval
    loop sleeps in steps of 0.5 s, so a freed run slot waited 1.0-1.5 s for the next launch: every run of
    a sweep paid it. `TENANTATLAS_DEQUEUE_INTERVAL_S` (default 0.2) sets the period and the run queue's
    loop waits exactly the rest of it; an idle dequeue pass is a few indexed queries.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -86,6 +89,7 @@ def install() -> None:
     import dagster._daemon.controller as controller
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
+    from .run_launcher import WarmRunLauncher
     from .storage_tuning import tune_storage
 
     # Read by the backfill loop on every iteration (`from ... import DEFAULT_DAEMON_INTERVAL_SECONDS`
@@ -100,6 +104,9 @@ def install() -> None:
     def get_instance_for_cli(*args: Any, **kwargs: Any) -> Iterator[Any]:
         with original(*args, **kwargs) as instance:
             tune_storage(instance, pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW)
+            launcher = instance.run_launcher
+            if isinstance(launcher, WarmRunLauncher):  # its zygote warms while the daemon starts up
+                threading.Thread(target=launcher.prestart, name="zygote-prestart", daemon=True).start()
             coordinator = instance.run_coordinator
             if hasattr(coordinator, "_dequeue_interval_seconds"):  # QueuedRunCoordinator (pinned by a test)
                 coordinator._dequeue_interval_seconds = dequeue_interval

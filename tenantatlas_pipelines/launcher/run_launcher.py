@@ -206,6 +206,15 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             self._client = ZygoteClient(path, self._warm_modules, self._start_timeout_s)
         return self._client
 
+    def prestart(self) -> bool:
+        """Start the zygote now rather than at the first launch (its imports take seconds), so the first
+        run of a backfill or sweep does not wait for them; False when it could not be started."""
+        try:
+            self._zygote().ensure_running()
+        except (ZygoteUnavailable, OSError, ValueError):
+            return False
+        return True
+
     @staticmethod
     def can_fork(run: DagsterRun) -> bool:
         """The zygote runs this interpreter; a job from another environment goes through gRPC."""
