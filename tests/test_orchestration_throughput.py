@@ -301,6 +301,7 @@ def test_zygote_forks_runs_and_restarts_when_the_definitions_it_loaded_are_stale
     try:
         first = client.ensure_running()
         assert client.ping() == first
+        assert (tmp_path / "z.sock").stat().st_mode & 0o777 == 0o600  # nobody else may ask it to run code
         worker = client.start_run("no-such-run", "{}")  # forked, then fails: no such run, bad reference
         assert worker not in (first, os.getpid())
         wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), "the worker's exit", 30)

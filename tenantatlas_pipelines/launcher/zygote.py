@@ -176,8 +176,11 @@ def serve(socket_path: str, parent_pid: int, modules: list[str]) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)
-    os.chmod(socket_path, 0o600)
+    previous_umask = os.umask(0o177)  # the socket is ours alone from the moment it exists
+    try:
+        listener.bind(socket_path)
+    finally:
+        os.umask(previous_umask)
     bound_inode = os.stat(socket_path).st_ino
     listener.listen(64)
     listener.settimeout(ACCEPT_TIMEOUT_S)
