@@ -453,6 +453,9 @@ def test_install_shortens_the_backfill_loop_and_tunes_the_daemon_instance(
     wait_for(
         lambda: zygote.ping() is None, "the zygote gone with the daemon's instance", timeout=30, every=0.2
     )
+    wait_for(lambda: not Path(zygote.socket_path).exists(), "its socket removed", timeout=10)
+    assert not Path(zygote.socket_path + ".lock").exists()  # nothing of it left in the temp directory
+    assert (dagster_home / ".tenantatlas-zygote.lock").exists()  # its start-up lock lives with the instance
 
 
 def test_the_run_queue_loop_waits_exactly_its_interval() -> None:

@@ -70,8 +70,15 @@ def default_socket_path(dagster_home: str) -> str:
 class ZygoteClient:
     """Talks to (and if need be starts) the zygote for one socket path."""
 
-    def __init__(self, socket_path: str, warm_modules: Sequence[str], start_timeout_s: float) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        warm_modules: Sequence[str],
+        start_timeout_s: float,
+        lock_path: str | None = None,
+    ) -> None:
         self.socket_path = socket_path
+        self.lock_path = lock_path or socket_path + ".lock"
         self.warm_modules = tuple(warm_modules)
         self.start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
@@ -95,7 +102,7 @@ class ZygoteClient:
         pid = self.ping()
         if pid is not None:
             return pid
-        with open(self.socket_path + ".lock", "w") as lock:
+        with open(self.lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             pid = self.ping()
             if pid is not None:
@@ -202,8 +209,11 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
 
     def _zygote(self) -> ZygoteClient:
         if self._client is None:
-            path = self._socket_path or default_socket_path(self._instance.root_directory)
-            self._client = ZygoteClient(path, self._warm_modules, self._start_timeout_s)
+            root = self._instance.root_directory
+            path = self._socket_path or default_socket_path(root)
+            # The lock lives with the instance (the socket is in the temp dir only for its short path).
+            lock = os.path.join(root, ".tenantatlas-zygote.lock") if os.path.isdir(root) else None
+            self._client = ZygoteClient(path, self._warm_modules, self._start_timeout_s, lock)
         return self._client
 
     def prestart(self) -> bool:
