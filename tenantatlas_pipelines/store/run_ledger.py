@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import psycopg
@@ -45,6 +46,42 @@ RUN_COLUMNS = (
     "id, tenant_id, selection_name, selection_hash, selection_payload, status, had_errors, error_codes, "
     "error_message, started_at, finished_at, dagster_run_id"
 )
+
+
+@dataclass(frozen=True)
+class LedgerTypeRow:
+    """What every ledger's per-type row has; a kind's own row adds its counters (with defaults)."""
+
+    policy_type: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+    pages: int = 0
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerRunRow:
+    """The RUN_COLUMNS and the REQUEST_COUNTERS of every ledger's run row; a kind's own row adds its
+    counters and `types` (its type rows)."""
+
+    id: int
+    tenant_id: str
+    selection_name: str | None
+    selection_hash: str
+    selection_payload: dict[str, Any]
+    status: str
+    had_errors: bool
+    error_codes: list[str]
+    error_message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    dagster_run_id: str | None
+    requests: int
+    throttled: int
+    retries: int
 
 
 @dataclass(frozen=True)

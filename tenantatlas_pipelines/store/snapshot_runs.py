@@ -8,11 +8,9 @@ types when it ends. Unlike it, a finalised row never changes again (sql/065 enfo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from ..errors import ErrorCode, TenantAtlasError
-from .run_ledger import RunLedger
+from .run_ledger import LedgerRunRow, LedgerTypeRow, RunLedger
 from .scope import TenantScope
 
 COUNTERS = (
@@ -28,44 +26,21 @@ COUNTERS = (
 
 
 @dataclass(frozen=True)
-class SnapshotTypeOutcome:
-    policy_type: str
-    status: str
-    error_code: str | None = None
-    error_message: str | None = None
+class SnapshotTypeOutcome(LedgerTypeRow):
     objects: int = 0
     new_versions: int = 0
     items_errors: int = 0
     references_total: int = 0
     references_unresolved: int = 0
-    pages: int = 0
-    requests: int = 0
-    throttled: int = 0
-    retries: int = 0
 
 
 @dataclass(frozen=True)
-class SnapshotRun:
-    id: int
-    tenant_id: str
-    selection_name: str | None
-    selection_hash: str
-    selection_payload: dict[str, Any]
-    status: str
-    had_errors: bool
-    error_codes: list[str]
-    error_message: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    dagster_run_id: str | None
+class SnapshotRun(LedgerRunRow):
     objects: int
     new_versions: int
     items_errors: int
     references_total: int
     references_unresolved: int
-    requests: int
-    throttled: int
-    retries: int
     types: tuple[SnapshotTypeOutcome, ...] = field(default=())
 
     def type_outcome(self, policy_type: str) -> SnapshotTypeOutcome | None:

@@ -9,10 +9,9 @@ page's upsert: a page is counted exactly when it is visible.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from .run_ledger import RunLedger
+from .run_ledger import LedgerRunRow, LedgerTypeRow, RunLedger
 from .scope import TenantScope
 
 COUNTERS = (
@@ -29,46 +28,23 @@ COUNTERS = (
 
 
 @dataclass(frozen=True)
-class TypeOutcome:
-    policy_type: str
-    status: str
-    error_code: str | None = None
-    error_message: str | None = None
+class TypeOutcome(LedgerTypeRow):
     items_observed: int = 0
     items_new: int = 0
     items_changed: int = 0
     items_errors: int = 0
     items_filtered: int = 0
     meta_keys_dropped: int = 0
-    pages: int = 0
-    requests: int = 0
-    throttled: int = 0
-    retries: int = 0
 
 
 @dataclass(frozen=True)
-class SyncRun:
-    id: int
-    tenant_id: str
-    selection_name: str | None
-    selection_hash: str
-    selection_payload: dict[str, Any]
-    status: str
-    had_errors: bool
-    error_codes: list[str]
-    error_message: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    dagster_run_id: str | None
+class SyncRun(LedgerRunRow):
     items_observed: int
     items_new: int
     items_changed: int
     items_errors: int
     items_filtered: int
     meta_keys_dropped: int
-    requests: int
-    throttled: int
-    retries: int
     types: tuple[TypeOutcome, ...] = field(default=())
 
 
