@@ -40,3 +40,20 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{name} must be a whole number") from None
+
+
+def env_float(name: str, default: float, minimum: float) -> float:
+    """A number of seconds (or any real setting) from the environment, at least `minimum`;
+    CONFIG_INVALID naming the variable, never its value (as env_int)."""
+    from .errors import ErrorCode, TenantAtlasError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum:  # also refuses nan
+        raise TenantAtlasError(ErrorCode.CONFIG_INVALID, f"{name} must be a number, at least {minimum:g}")
+    return value

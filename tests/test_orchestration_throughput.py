@@ -33,6 +33,7 @@ from tenantatlas_pipelines.defs.instance import sqlalchemy_storage_url, write_in
 from tenantatlas_pipelines.emulator import Emulator, TenantSpec
 from tenantatlas_pipelines.emulator.data import DEFAULT_SIZES
 from tenantatlas_pipelines.emulator.faults import Fault
+from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
 from tenantatlas_pipelines.launcher import daemon as tuned_daemon
 from tenantatlas_pipelines.launcher import storage_tuning
 from tenantatlas_pipelines.launcher.run_launcher import (
@@ -418,10 +419,15 @@ def test_daemon_settings_refuse_nonsense_and_name_the_variable(monkeypatch: pyte
     assert tuned_daemon.backfill_interval_s() == 2 and tuned_daemon.dequeue_interval_s() == 0.2
     monkeypatch.setenv(tuned_daemon.DEQUEUE_INTERVAL_ENV, "0.25")
     assert tuned_daemon.dequeue_interval_s() == 0.25
-    for bad in ("0", "soon", "nan", "-3"):
+    for bad in ("0", "soon", "nan", "-3", "s3cr3t-pasted-here"):
         monkeypatch.setenv(tuned_daemon.BACKFILL_INTERVAL_ENV, bad)
-        with pytest.raises(SystemExit, match=tuned_daemon.BACKFILL_INTERVAL_ENV):
+        with pytest.raises(TenantAtlasError) as caught:
             tuned_daemon.backfill_interval_s()
+        assert caught.value.code == ErrorCode.CONFIG_INVALID
+        assert tuned_daemon.BACKFILL_INTERVAL_ENV in caught.value.message and bad not in caught.value.message
+    # The entry point refuses to start, in one line naming the variable.
+    with pytest.raises(SystemExit, match=f"config_invalid: {tuned_daemon.BACKFILL_INTERVAL_ENV}"):
+        tuned_daemon.main(["--help"])
 
 
 def test_install_shortens_the_backfill_loop_and_tunes_the_daemon_instance(

@@ -23,12 +23,14 @@ Four changes to Dagster's own daemon, each measured alone in bench/fleet.py (doc
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from ..config import env_float
+from ..errors import TenantAtlasError
 
 BACKFILL_INTERVAL_ENV = "TENANTATLAS_BACKFILL_INTERVAL_S"
 DEFAULT_BACKFILL_INTERVAL_S = 2
@@ -39,25 +41,12 @@ POOL_SIZE = 6
 POOL_MAX_OVERFLOW = 20
 
 
-def _seconds(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= minimum:  # also refuses nan
-        raise SystemExit(f"{name} must be a number of seconds, at least {minimum:g}")
-    return value
-
-
 def backfill_interval_s() -> float:
-    return _seconds(BACKFILL_INTERVAL_ENV, DEFAULT_BACKFILL_INTERVAL_S, 1.0)
+    return env_float(BACKFILL_INTERVAL_ENV, DEFAULT_BACKFILL_INTERVAL_S, 1.0)
 
 
 def dequeue_interval_s() -> float:
-    return _seconds(DEQUEUE_INTERVAL_ENV, DEFAULT_DEQUEUE_INTERVAL_S, 0.1)
+    return env_float(DEQUEUE_INTERVAL_ENV, DEFAULT_DEQUEUE_INTERVAL_S, 0.1)
 
 
 def precise_interval_loop(self: Any, workspace_process_context: Any, shutdown_event: Any) -> Iterator[Any]:
@@ -116,7 +105,10 @@ def install() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    install()
+    try:
+        install()
+    except TenantAtlasError as exc:  # a bad setting: say which, in one line, and do not start
+        raise SystemExit(f"tenantatlas daemon: {exc.code}: {exc.message}") from None
     from dagster._daemon.cli import create_dagster_daemon_cli
 
     create_dagster_daemon_cli()(args=argv if argv is not None else sys.argv[1:], prog_name="dagster-daemon")
