@@ -55,6 +55,14 @@ RUN_LAUNCHER: dict[str, Any] = {
 # through the constant the asset daemon would otherwise fall back to.
 AUTO_MATERIALIZE: dict[str, Any] = {"minimum_interval_seconds": 30}
 
+# No capture of steps' raw stdout/stderr: every message of ours is a Dagster log event (the run's event
+# log), and the capture cost each run two `tail` processes per step and its events (docs/orchestration.md,
+# "Throughput"). An operator who wants raw output back sets Dagster's LocalComputeLogManager here.
+COMPUTE_LOGS: dict[str, Any] = {
+    "module": "dagster._core.storage.noop_compute_log_manager",
+    "class": "NoOpComputeLogManager",
+}
+
 # How the daemon works the queue (dagster.yaml says why); the limits live in `concurrency.runs`.
 DEQUEUE_SETTINGS: dict[str, Any] = {
     "dequeue_use_threads": True,
@@ -88,6 +96,7 @@ def instance_config(*, postgres: bool = True, **limits: int | None) -> dict[str,
         },
         "concurrency": {"runs": run_queue_settings(**limits)},
         "auto_materialize": dict(AUTO_MATERIALIZE),
+        "compute_logs": dict(COMPUTE_LOGS),
         "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180},
         "telemetry": {"enabled": False},
         "nux": {"enabled": False},
