@@ -468,8 +468,6 @@ def run_timeline(instance: Any, records: list[Any]) -> dict[str, list[float]]:
             label = ev.event_type_value if ev else "log"
             if ev and ev.event_type_value == "ENGINE_EVENT":
                 label = "ENGINE: " + re.sub(r"\d+", "N", (entry.user_message or "?")[:40])
-            if os.environ.get("FLEET_DEBUG_EVENTS") and r is records[0]:
-                print(f"DEBUG {entry.timestamp - created:7.3f} {label} {(entry.user_message or '')[:100]!r}")
             if label in seen:
                 continue
             seen.add(label)
@@ -509,9 +507,9 @@ def part_orchestrated(args: argparse.Namespace) -> bool:
     specs = fleet_specs(args.orch_tenants or args.tenants, args.size_factor, args.rate_limit, "orch")
     home = Path(tempfile.mkdtemp(prefix="ta-fleet-dagster-"))
     shutil.copy(PROJECT_INSTANCE_YAML, home / "dagster.yaml")
-    if os.environ.get("FLEET_EXTRA_YAML"):
+    if args.orch_extra_yaml:  # one instance setting changed, to measure it alone
         with open(home / "dagster.yaml", "a") as f:
-            f.write("\n" + os.environ["FLEET_EXTRA_YAML"] + "\n")
+            f.write("\n" + Path(args.orch_extra_yaml).read_text() + "\n")
     n_runs = len(specs) * len(args.orch_selections)
     with emulator_process(args.latency_ms) as emu:
         for s in specs:
@@ -799,6 +797,11 @@ def main() -> int:
     parser.add_argument("--orch-tenants", type=int, default=0, help="(b) fleet size; 0 = --tenants")
     parser.add_argument("--orch-selections", type=lambda s: s.split(","), default=["all"])
     parser.add_argument("--orch-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--orch-extra-yaml",
+        default="",
+        help="(b) a YAML file appended to the instance's copy of dagster.yaml (measure one setting alone)",
+    )
     parser.add_argument(
         "--orch-linger", type=float, default=0.0, help="(b) keep the daemon this long after the sweep"
     )
