@@ -416,15 +416,19 @@ def test_the_dagster_internals_the_daemon_entry_point_relies_on_are_there() -> N
 def test_daemon_settings_refuse_nonsense_and_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(tuned_daemon.BACKFILL_INTERVAL_ENV, raising=False)
     monkeypatch.delenv(tuned_daemon.DEQUEUE_INTERVAL_ENV, raising=False)
-    assert tuned_daemon.backfill_interval_s() == 2 and tuned_daemon.dequeue_interval_s() == 0.2
+    assert tuned_daemon.backfill_interval_s() == 0.5 and tuned_daemon.dequeue_interval_s() == 0.2
     monkeypatch.setenv(tuned_daemon.DEQUEUE_INTERVAL_ENV, "0.25")
     assert tuned_daemon.dequeue_interval_s() == 0.25
-    for bad in ("0", "soon", "nan", "-3", "s3cr3t-pasted-here"):
+    monkeypatch.setenv(tuned_daemon.BACKFILL_INTERVAL_ENV, "0.2")
+    assert tuned_daemon.backfill_interval_s() == 0.2
+    for bad in ("0", "0.1", "soon", "nan", "-3", "s3cr3t-pasted-here"):
         monkeypatch.setenv(tuned_daemon.BACKFILL_INTERVAL_ENV, bad)
         with pytest.raises(TenantAtlasError) as caught:
             tuned_daemon.backfill_interval_s()
         assert caught.value.code == ErrorCode.CONFIG_INVALID
-        assert tuned_daemon.BACKFILL_INTERVAL_ENV in caught.value.message and bad not in caught.value.message
+        assert tuned_daemon.BACKFILL_INTERVAL_ENV in caught.value.message
+        assert caught.value.message.endswith("at least 0.2")  # the value itself is never echoed
+        assert "s3cr3t" not in str(caught.value)
     # The entry point refuses to start, in one line naming the variable.
     with pytest.raises(SystemExit, match=f"config_invalid: {tuned_daemon.BACKFILL_INTERVAL_ENV}"):
         tuned_daemon.main(["--help"])
