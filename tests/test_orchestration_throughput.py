@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy
 import yaml
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -378,6 +379,25 @@ def test_tuned_storage_pools_connections_and_knows_the_schema(dagster_home: Path
         assert isinstance(event_storage.has_concurrency_limits_table, bool)
         assert type(event_storage).__mro__[1].__name__ == "PostgresEventLogStorage"
         assert instance.get_runs_count() == 0  # the tuned storage still answers
+    # A run worker's fresh instance (the zygote learned the answers before forking) asks the catalog
+    # nothing, not even for the cached_property questions Dagster evaluates once per storage object.
+    catalog_queries: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_catalog" in statement or "information_schema" in statement:
+            catalog_queries.append(statement)
+
+    with DagsterInstance.get() as worker_instance:
+        worker_storage = worker_instance.event_log_storage
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+        try:
+            storage_tuning.tune_storage(worker_instance, pool_size=1, max_overflow=0)
+            assert worker_storage.has_default_pool_limit_col is event_storage.has_default_pool_limit_col
+            assert worker_storage.has_concurrency_limits_table is True
+            assert worker_storage.has_table("event_logs") is True
+        finally:
+            sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+    assert catalog_queries == []
 
 
 def test_every_schema_question_is_a_method_of_dagster_postgres_storage() -> None:

@@ -88,11 +88,18 @@ def remember_yes(storage: Any, name: str, method: Callable[..., Any], *, skip: i
     return ask
 
 
-def _remembering_class(cls: type, names: tuple[str, ...]) -> type:
-    """A subclass of `cls` whose schema *properties* among `names` remember their yes (a property cannot
-    be replaced on the instance, so the instance gets this class instead)."""
+def _is_attribute_question(cls: type, name: str) -> bool:
+    """A question asked as an attribute: a property, or a `cached_property` (cached per storage object,
+    i.e. asked again by every run worker's new instance, e.g. `has_default_pool_limit_col`, which
+    reflects a table's columns)."""
+    return isinstance(inspect.getattr_static(cls, name, None), property | functools.cached_property)
 
-    def remembered(name: str, prop: property) -> property:
+
+def _remembering_class(cls: type, names: tuple[str, ...]) -> type:
+    """A subclass of `cls` whose schema *attribute* questions among `names` remember their yes (a
+    property cannot be replaced on the instance, so the instance gets this class instead)."""
+
+    def remembered(name: str, prop: property | functools.cached_property) -> property:
         def get(self: Any) -> Any:
             key = (cls.__qualname__, str(getattr(self, "postgres_url", id(self))), name, ())
             if key in KNOWN_YES:
@@ -105,7 +112,7 @@ def _remembering_class(cls: type, names: tuple[str, ...]) -> type:
         return property(get)
 
     attrs = {
-        n: remembered(n, p) for n in names if isinstance(p := inspect.getattr_static(cls, n, None), property)
+        n: remembered(n, inspect.getattr_static(cls, n)) for n in names if _is_attribute_question(cls, n)
     }
     return type(cls.__name__, (cls,), {**attrs, "__schema_questions_remembered__": True}) if attrs else cls
 
@@ -122,7 +129,7 @@ def remember_schema(instance: Any) -> int:
                 wrapped += sum(1 for v in vars(remembering).values() if isinstance(v, property))
         questions = [(n, 0) for n in SCHEMA_QUESTIONS] + [(n, 1) for n in SCHEMA_QUESTIONS_ON_CONNECTION]
         for name, skip in questions:
-            if isinstance(inspect.getattr_static(type(storage), name, None), property):
+            if _is_attribute_question(type(storage), name):  # evaluating it here would ask it
                 continue
             method = getattr(storage, name, None)
             if callable(method) and not getattr(method, "__wrapped_schema_question__", False):
@@ -138,7 +145,7 @@ def learn_schema(instance: Any) -> int:
     remember_schema(instance)
     for storage in storages(instance):
         for name in SCHEMA_QUESTIONS:
-            if isinstance(inspect.getattr_static(type(storage), name, None), property):
+            if _is_attribute_question(type(storage), name):
                 with contextlib.suppress(Exception):
                     getattr(storage, name)
                 continue
