@@ -293,6 +293,37 @@ def test_a_run_still_launches_through_the_code_server_when_the_zygote_cannot_sta
 
 
 # --- the zygote on its own -------------------------------------------------------------------------------
+WARMED_ONCE = """
+import os
+from dagster._core.definitions import definitions_class
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+import tenantatlas_pipelines.definitions as module
+from tenantatlas_pipelines.launcher.zygote import warm_definitions
+
+jobs = warm_definitions(module)
+
+def built_again(*args, **kwargs):
+    raise AssertionError("a forked run would build the repository again")
+
+definitions_class._create_repository_using_definitions_args = built_again
+pointer = ReconstructableRepository.for_module(module.__name__, "defs", os.getcwd())  # what a run resolves
+repository = pointer.get_definition()
+assert jobs == len(repository.job_names) >= 2, (jobs, repository.job_names)
+print("warm", jobs)
+"""
+
+
+def test_the_zygote_builds_the_repository_and_its_jobs_once_before_it_forks() -> None:
+    """A forked run resolves its code pointer to the module's `defs`; unless the zygote built the
+    repository on that object, every run builds it again (it silently did not, once)."""
+    env = {**os.environ, "TENANTATLAS_DAGSTER_READ_SELECTIONS": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", WARMED_ONCE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("warm ")
+
+
 @pytest.mark.slow
 def test_zygote_forks_runs_and_restarts_when_the_definitions_it_loaded_are_stale(
     db: Database, dagster_home: Path, tmp_path: Path

@@ -64,7 +64,6 @@ def warm(modules: list[str]) -> None:
 
     from dagster import DagsterInstance
     from dagster._cli import api  # noqa: F401  (the run worker's entry point)
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.execution import api as execution_api  # noqa: F401
     from dagster._core.executor import in_process  # noqa: F401
 
@@ -84,9 +83,22 @@ def warm(modules: list[str]) -> None:
 
         build_ssl_context(GraphSettings.from_env().ca_bundle)
     for module in modules:
-        importlib.import_module(module)
-        with contextlib.suppress(Exception):  # a module that is not a code location is only imported
-            ReconstructableRepository.for_module(module, None, os.getcwd()).get_definition()
+        warm_definitions(importlib.import_module(module))
+
+
+def warm_definitions(module: Any) -> int:
+    """Build the repository (and its jobs) of every `Definitions` in `module`, cached on the very objects
+    a forked run resolves its code pointer to, so no run builds them again (~17 ms of CPU each, profiled).
+    Returns how many jobs are ready. A module that is not a code location is only imported."""
+    from dagster import Definitions
+
+    jobs = 0
+    for value in list(vars(module).values()):
+        if isinstance(value, Definitions):
+            with contextlib.suppress(Exception):  # a broken definition fails in its run, with its error
+                repository = value.get_repository_def()
+                jobs += len([repository.get_job(name) for name in repository.job_names])
+    return jobs
 
 
 def run_child(run_id: str, instance_ref_json: str) -> int:
