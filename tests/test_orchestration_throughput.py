@@ -403,6 +403,8 @@ def test_tuned_storage_pools_connections_and_knows_the_schema(dagster_home: Path
         for storage in storage_tuning.storages(instance):
             assert isinstance(storage._engine.pool, QueuePool)
             assert storage._engine.pool.size() == 2
+        # One database, one pool: run, event log and schedule storage share the engine.
+        assert len({id(s._engine) for s in storage_tuning.storages(instance)}) == 1
         assert instance.event_log_storage.has_table("event_logs")
         known = storage_tuning.learn_schema(instance)
         assert known >= 10

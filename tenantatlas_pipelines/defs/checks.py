@@ -41,7 +41,7 @@ def missing_items_check_results(db: Database, ref: PartitionRef) -> list[AssetCh
     """
     from .reporting import MISSING_COLUMNS
 
-    with db.connect() as conn:
+    with db.pooled() as conn:
         scope = tenant_scope(conn, get_tenant_by_key(conn, ref.tenant).tenant_id)
         rows = read_partition(scope, ref.selection)
         snapshot = get_snapshot(scope, ref.selection)

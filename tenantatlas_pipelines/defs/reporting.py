@@ -189,7 +189,7 @@ def publish_missing(
     from ..store.selections import get_selection
     from ..store.tenants import get_tenant_by_key
 
-    with db.connect() as conn:
+    with db.pooled() as conn:  # the sync's idle connection: no new backend (and staging table) per run
         tenant = get_tenant_by_key(conn, tenant_key)
         selection = get_selection(conn, selection_name)
         scope = tenant_scope(conn, tenant.tenant_id)
@@ -206,6 +206,7 @@ def publish_missing(
         )
         frame = missing_frame(result, tenant_id=tenant.tenant_id, header=header)
         replace_partition(scope, header, frame.itertuples(index=False))
+        conn.commit()  # one transaction: pooled() rolls back whatever is not committed
     return PublishedMissing(frame=frame, header=header, tenant_id=tenant.tenant_id)
 
 

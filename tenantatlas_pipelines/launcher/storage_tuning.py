@@ -173,12 +173,16 @@ def storages(instance: Any) -> list[Any]:
     return [s for s in found if s is not None]
 
 
-def pool_connections(storage: Any, *, pool_size: int, max_overflow: int) -> bool:
+def pool_connections(
+    storage: Any, *, pool_size: int, max_overflow: int, shared: dict[tuple[str, int], Any] | None = None
+) -> bool:
     """Give a dagster-postgres storage a pooled engine (False for any other storage class).
 
     Why not `optimize_for_webserver` alone: it pools exactly one connection, and a connection opened
     beyond the pool is closed when returned, so a run whose worker threads store events at once still
-    opened and authenticated a connection per event.
+    opened and authenticated a connection per event. Storages of one instance given the same `shared`
+    dict share one engine per database (run, event log and schedule storage are one database here, all
+    AUTOCOMMIT): a run worker then opens one connection where it opened three.
     """
     url = getattr(storage, "postgres_url", None)
     engine = getattr(storage, "_engine", None)
@@ -186,21 +190,32 @@ def pool_connections(storage: Any, *, pool_size: int, max_overflow: int) -> bool
         return False
     from dagster_postgres.utils import create_pg_engine
 
-    storage._engine = create_pg_engine(
-        url,
-        getattr(storage, "_token_provider", None),
-        isolation_level="AUTOCOMMIT",
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_recycle=3600,
-    )
+    token_provider = getattr(storage, "_token_provider", None)
+    key = (url, id(token_provider))
+    pooled = (shared or {}).get(key)
+    if pooled is None:
+        pooled = create_pg_engine(
+            url,
+            token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_recycle=3600,
+        )
+        if shared is not None:
+            shared[key] = pooled
+    storage._engine = pooled
     engine.dispose()
     return True
 
 
 def tune_storage(instance: Any, *, pool_size: int, max_overflow: int) -> int:
     """Pool the instance's connections and remember its schema answers; returns the methods wrapped."""
-    pooled = [pool_connections(s, pool_size=pool_size, max_overflow=max_overflow) for s in storages(instance)]
+    engines: dict[tuple[str, int], Any] = {}
+    pooled = [
+        pool_connections(s, pool_size=pool_size, max_overflow=max_overflow, shared=engines)
+        for s in storages(instance)
+    ]
     if not all(pooled):  # another storage class: Dagster's own pooling, one connection per engine
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=max_overflow)
     return remember_schema(instance)
