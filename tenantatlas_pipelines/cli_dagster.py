@@ -654,11 +654,26 @@ def exit_with_summary(
     sys.exit(EXIT_BY_STATUS.get(status, 1))
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def partition_run_options(json_help: str) -> Callable[[_Command], _Command]:
+    """The options of a command that runs one partition (`sync`, `snapshot`): --tenant, --selection,
+    --json (its help says what the JSON is), --verbose."""
+
+    def decorate(command: _Command) -> _Command:
+        command = click.option(
+            "--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr."
+        )(command)
+        command = click.option("--json", "as_json", is_flag=True, help=json_help)(command)
+        command = click.option("--selection", required=True, help="Named selection.")(command)
+        return click.option("--tenant", required=True, help="Tenant key.")(command)
+
+    return decorate
+
+
 @click.command("sync")
-@click.option("--tenant", required=True, help="Tenant key.")
-@click.option("--selection", required=True, help="Named selection.")
-@click.option("--json", "as_json", is_flag=True, help="Print the ledger result as JSON.")
-@click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr.")
+@partition_run_options("Print the ledger result as JSON.")
 @handle_errors
 def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     """Materialize one (tenant, selection) partition through Dagster and print the ledger result.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_common import handle_errors, print_table
+from .cli_dagster import partition_run_options
 from .errors import ErrorCode, TenantAtlasError
 
 if TYPE_CHECKING:
@@ -57,10 +58,7 @@ def summary_row(s: dict[str, Any]) -> list[Any]:
 
 
 @click.command("snapshot")
-@click.option("--tenant", required=True, help="Tenant key.")
-@click.option("--selection", required=True, help="Named selection.")
-@click.option("--json", "as_json", is_flag=True, help="Print the snapshot's ledger result as JSON.")
-@click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr.")
+@partition_run_options("Print the snapshot's ledger result as JSON.")
 @handle_errors
 def snapshot(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     """Take one snapshot of a (tenant, selection) partition through Dagster and print the result.
