@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
+from ..store.drift_items import DriftCountColumns, PublishedItem
 from .queries import Page, keyset_page
 
 
@@ -78,7 +79,7 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
-class DriftSummaryRow:
+class DriftSummaryRow(DriftCountColumns):
     tenant_key: str
     tenant_name: str
     selection_name: str
@@ -88,30 +89,16 @@ class DriftSummaryRow:
     current_snapshot_id: int | None
     baseline_kind: str | None
     pinned_snapshot_id: int | None
-    items: int
-    changed: int
-    added: int
-    missing: int
-    high: int
-    low: int
-    accepted: int
-    unaccepted_high: int
     computed_at: datetime
 
 
 @dataclass(frozen=True)
-class DriftItemRow:
+class DriftItemRow(PublishedItem):
+    """A published item (drift_items, through the analyst view) with its partition and whether it alerts."""
+
     tenant_key: str
     selection_name: str
-    policy_type: str
-    external_id: str
-    display_name: str | None
-    kind: str
-    confidence: str
-    reason: str | None
-    accepted: bool
     alerting: bool
-    changes: list[dict[str, Any]]
     baseline_snapshot_id: int
     current_snapshot_id: int
     baseline_kind: str
