@@ -16,7 +16,8 @@ from psycopg.rows import class_row
 
 from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
 from ..store.drift_items import DriftCountColumns, PublishedItem
-from .queries import Page, keyset_page
+from ..store.snapshot_runs import LEDGER as SNAPSHOT_LEDGER
+from .queries import Page, ledger_run, ledger_run_types, ledger_runs_page
 
 
 @dataclass(frozen=True)
@@ -121,47 +122,22 @@ class AcceptanceRow:
 
 # --- snapshots -----------------------------------------------------------------------------------------
 
-_SNAPSHOT_COLUMNS = """s.id, s.tenant_id, t.key AS tenant_key, s.selection_name, s.status, s.error_codes,
-    s.error_message, s.started_at, s.finished_at, s.objects, s.new_versions, s.items_errors,
-    s.references_total, s.references_unresolved, s.requests, s.throttled,
-    coalesce((SELECT array_agg(st.policy_type ORDER BY st.policy_type) FROM snapshot_run_types st
-              WHERE st.snapshot_run_id = s.id AND st.status = 'failed'), '{}') AS failed_types"""
-
-
 def snapshots_page(
     conn: psycopg.Connection, tenant_id: str, *, size: int, before_id: int | None = None
 ) -> Page[SnapshotRow]:
     """A tenant's snapshots newest first, keyset-paged on the id."""
-    with conn.cursor(row_factory=class_row(SnapshotRow)) as cur:
-        rows = cur.execute(
-            f"""SELECT {_SNAPSHOT_COLUMNS} FROM snapshot_runs s JOIN tenants t ON t.tenant_id = s.tenant_id
-                WHERE s.tenant_id = %(t)s AND (%(before)s::bigint IS NULL OR s.id < %(before)s)
-                ORDER BY s.id DESC LIMIT %(limit)s""",
-            {"t": tenant_id, "before": before_id, "limit": size + 1},
-        ).fetchall()
-    return keyset_page(rows, size, before_id is not None, False)
+    return ledger_runs_page(
+        conn, SNAPSHOT_LEDGER, SnapshotRow, tenant_id=tenant_id, size=size, before_id=before_id
+    )
 
 
 def get_snapshot(conn: psycopg.Connection, snapshot_id: int) -> SnapshotRow | None:
-    with conn.cursor(row_factory=class_row(SnapshotRow)) as cur:
-        return cur.execute(
-            f"""SELECT {_SNAPSHOT_COLUMNS} FROM snapshot_runs s JOIN tenants t ON t.tenant_id = s.tenant_id
-                WHERE s.id = %s""",
-            (snapshot_id,),
-        ).fetchone()
+    return ledger_run(conn, SNAPSHOT_LEDGER, SnapshotRow, snapshot_id)
 
 
 def snapshot_types(conn: psycopg.Connection, snapshot_id: int) -> list[SnapshotTypeRow]:
     """Per-type outcomes of a snapshot, failed types first."""
-    with conn.cursor(row_factory=class_row(SnapshotTypeRow)) as cur:
-        return cur.execute(
-            """SELECT policy_type, status, error_code, error_message, objects, new_versions, items_errors,
-                      references_total, references_unresolved, pages, requests, throttled, started_at,
-                      finished_at
-               FROM snapshot_run_types WHERE snapshot_run_id = %s
-               ORDER BY (status = 'succeeded'), policy_type""",
-            (snapshot_id,),
-        ).fetchall()
+    return ledger_run_types(conn, SNAPSHOT_LEDGER, SnapshotTypeRow, snapshot_id)
 
 
 def object_versions(
