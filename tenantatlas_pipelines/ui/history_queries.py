@@ -17,11 +17,11 @@ from psycopg.rows import class_row
 from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
 from ..store.drift_items import DriftCountColumns, PublishedItem
 from ..store.snapshot_runs import LEDGER as SNAPSHOT_LEDGER
-from .queries import Page, ledger_run, ledger_run_types, ledger_runs_page
+from .queries import Page, Timed, ledger_run, ledger_run_types, ledger_runs_page
 
 
 @dataclass(frozen=True)
-class SnapshotRow:
+class SnapshotRow(Timed):
     id: int
     tenant_id: str
     tenant_key: str
@@ -40,13 +40,9 @@ class SnapshotRow:
     throttled: int
     failed_types: list[str]
 
-    @property
-    def seconds(self) -> float | None:
-        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
-
 
 @dataclass(frozen=True)
-class SnapshotTypeRow:
+class SnapshotTypeRow(Timed):
     policy_type: str
     status: str
     error_code: str | None
@@ -61,12 +57,6 @@ class SnapshotTypeRow:
     throttled: int
     started_at: datetime | None
     finished_at: datetime | None
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)

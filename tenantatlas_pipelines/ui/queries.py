@@ -129,8 +129,22 @@ class MissingRow:
         return (self.tenant_id, self.selection_name, self.policy_type, self.external_id)
 
 
+class Timed:
+    """`seconds` of a UI row with started_at / finished_at: None while either is unknown (a run still
+    going, a type never started)."""
+
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 @dataclass(frozen=True)
-class RunRow:
+class RunRow(Timed):
     id: int
     tenant_id: str
     tenant_key: str
@@ -151,15 +165,9 @@ class RunRow:
     dagster_run_id: str | None
     failed_types: list[str]
 
-    @property
-    def seconds(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
 
 @dataclass(frozen=True)
-class RunTypeRow:
+class RunTypeRow(Timed):
     policy_type: str
     status: str
     error_code: str | None
@@ -176,12 +184,6 @@ class RunTypeRow:
     retries: int
     started_at: datetime | None
     finished_at: datetime | None
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 def keyset_page(rows: list[T], size: int, from_cursor: bool, backwards: bool) -> Page[T]:
