@@ -14,9 +14,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
+from ..snapshots import Reference, ReferenceIndex
 from ..store.drift_items import DriftCountColumns, PublishedItem
+from ..store.snapshot_objects import read_objects
+from ..store.snapshot_references import read_references
 from ..store.snapshot_runs import LEDGER as SNAPSHOT_LEDGER
+from ..store.snapshot_runs import latest_snapshot_id
 from .queries import Page, Timed, ledger_run, ledger_run_types, ledger_runs_page
 
 
@@ -336,14 +339,7 @@ def usage(conn: psycopg.Connection, tenant_id: str, kind: str, limit: int = 200)
 
 def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> ReferenceIndex:
     """The groups, filters and scope tags one snapshot resolved (to name a version's assignments)."""
-    rows = conn.execute(
-        """SELECT ref_kind, ref_id, name, group_type, resolved FROM snapshot_references
-           WHERE snapshot_run_id = %s AND tenant_id = %s""",
-        (snapshot_id, tenant_id),
-    ).fetchall()
-    return ReferenceIndex(
-        [Reference(RefKind(k), i, n, GroupType(g) if g else None, bool(r)) for k, i, n, g, r in rows]
-    )
+    return ReferenceIndex(read_references(conn, tenant_id, snapshot_id))
 
 
 # --- compare -----------------------------------------------------------------------------------------------
@@ -351,12 +347,7 @@ def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: i
 
 def latest_succeeded_snapshot_id(conn: psycopg.Connection, tenant_id: str, selection_hash: str) -> int | None:
     """The tenant's latest succeeded snapshot of a selection lineage (snapshot_runs_lineage index)."""
-    row = conn.execute(
-        """SELECT id FROM snapshot_runs WHERE tenant_id = %s AND selection_hash = %s AND status = 'succeeded'
-           ORDER BY started_at DESC, id DESC LIMIT 1""",
-        (tenant_id, selection_hash),
-    ).fetchone()
-    return None if row is None else int(row[0])
+    return latest_snapshot_id(conn, tenant_id, selection_hash)
 
 
 def snapshot_object_texts(
@@ -365,19 +356,13 @@ def snapshot_object_texts(
     """(policy type, external id, display name, normal form as JSON text) of every object one snapshot
     saw: compare rewrites the text before parsing it (compare/canonical.py)."""
     return [
-        (r[0], r[1], r[2], r[3])
-        for r in conn.execute(
-            """SELECT v.policy_type, v.external_id, o.display_name, v.content::text
-               FROM snapshot_objects o JOIN object_versions v ON v.id = o.version_id
-               WHERE o.snapshot_run_id = %s AND o.tenant_id = %s
-               ORDER BY v.policy_type, v.external_id""",
-            (snapshot_id, tenant_id),
-        )
+        (o.policy_type, o.external_id, o.display_name, str(o.content))
+        for o in read_objects(conn, tenant_id, snapshot_id, names=False, parse=str)
     ]
 
 
 def reference_list(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> list[Reference]:
-    return list(snapshot_references(conn, tenant_id, snapshot_id))
+    return read_references(conn, tenant_id, snapshot_id)
 
 
 @dataclass(frozen=True)
