@@ -16,6 +16,7 @@ from psycopg.rows import class_row
 
 from ..snapshots import Reference, ReferenceIndex
 from ..store.drift_items import DriftCountColumns, PublishedItem
+from ..store.object_versions import read_versions
 from ..store.snapshot_objects import read_objects
 from ..store.snapshot_references import read_references
 from ..store.snapshot_runs import LEDGER as SNAPSHOT_LEDGER
@@ -137,17 +138,17 @@ def object_versions(
     conn: psycopg.Connection, tenant_id: str, policy_type: str, external_id: str
 ) -> list[VersionRow]:
     """Every stored version of one object, oldest first, with how many snapshots saw it."""
-    with conn.cursor(row_factory=class_row(VersionRow)) as cur:
-        return cur.execute(
-            """SELECT v.id AS version_id, v.content_hash, v.captured_at,
-                      v.first_snapshot_run_id AS first_snapshot_id,
-                      count(o.snapshot_run_id)::int AS snapshots, max(o.snapshot_run_id) AS last_snapshot_id
-               FROM object_versions v
-               LEFT JOIN snapshot_objects o ON o.version_id = v.id
-               WHERE v.tenant_id = %s AND v.policy_type = %s AND v.external_id = %s
-               GROUP BY v.id ORDER BY v.captured_at, v.id""",
-            (tenant_id, policy_type, external_id),
-        ).fetchall()
+    return [
+        VersionRow(
+            version_id=v.version_id,
+            content_hash=v.content_hash,
+            captured_at=v.first_captured_at,
+            first_snapshot_id=v.first_snapshot_id,
+            snapshots=len(v.snapshot_ids),
+            last_snapshot_id=max(v.snapshot_ids, default=None),
+        )
+        for v in read_versions(conn, tenant_id, policy_type, external_id)
+    ]
 
 
 def version_contents(
