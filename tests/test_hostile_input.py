@@ -9,9 +9,7 @@ input goes through the real command line (`python -m tenantatlas_pipelines`) aga
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +18,6 @@ import httpx
 import psycopg
 import pytest
 
-from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.emulator import SECRET_PREFIX, Emulator, Fault, TenantSpec
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
@@ -44,7 +41,7 @@ from tests.fault_helpers import (
     runs,
     spawn_sync,
 )
-from tests.support import TENANT_A, MemoryGraph, item
+from tests.support import TENANT_A, MemoryGraph, item, run_cli
 
 TYPES = ["conditionalAccessPolicy", "deviceConfiguration", "roleScopeTag", "settingsCatalogPolicy"]
 DC = "deviceConfiguration"
@@ -339,15 +336,7 @@ def test_an_unexpected_failure_inside_one_type_fails_that_type_only(scene: Scene
 
 # --- tenant and selection input through the command line ------------------------------------------------
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # TENANTATLAS_DATABASE_URL: the `db` fixture's
-    return subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env={"PYTHONWARNINGS": "ignore"})  # TENANTATLAS_DATABASE_URL: the `db` fixture's
 
 
 def store_state(conn: psycopg.Connection) -> tuple[Any, ...]:

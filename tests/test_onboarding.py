@@ -8,10 +8,7 @@ bundled emulator over TLS with the production GraphClient (MSAL tokens, httpx pa
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,6 @@ from click.testing import CliRunner, Result
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, instance_for_test
 
 from tenantatlas_pipelines.cli import cli
-from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.defs.partitions import TENANT_PARTITIONS_NAME
 from tenantatlas_pipelines.defs.resources import GraphResource, InventoryDatabase, close_clients
@@ -50,6 +46,7 @@ from tenantatlas_pipelines.onboarding import (
     read_customers,
 )
 from tenantatlas_pipelines.store.tenants import Tenant, add_tenant, list_tenants, set_enabled
+from tests.support import run_cli
 from tests.test_dagster_automation import tick
 
 # --- the emulated partners ---------------------------------------------------------------------------
@@ -388,15 +385,7 @@ def test_cli_import_text_json_and_exit_codes(db: Database, tmp_path: Path) -> No
 def test_import_through_the_installed_entry_point(db: Database, tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes(b"\xef\xbb\xbftenant_id,key,name\r\n" + f"{A.upper()},contoso,Contoso\r\n".encode())
-    env = {**os.environ, "TENANTATLAS_DATABASE_URL": db.url}
-    run = subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", "tenants", "import", str(path), "--json"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_cli("tenants", "import", str(path), "--json", env={"TENANTATLAS_DATABASE_URL": db.url})
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["added"][0]["tenant_id"] == A
 
