@@ -113,6 +113,19 @@ def partner(emu: Emulator) -> Iterator[Emulator]:
     emu.add_tenant(PARTNER)
 
 
+def add_customer(emu: Emulator, tenant_id: str, name: str) -> None:
+    """One more GDAP customer of the partner (the `partner` fixture restores its list afterwards)."""
+    emu.add_tenant(
+        TenantSpec(
+            PARTNER.tenant_id,
+            PARTNER.key,
+            PARTNER.name,
+            sizes={},
+            customers=(*PARTNER.customers, GdapCustomer(tenant_id, name)),
+        )
+    )
+
+
 def settings_for(emu: Emulator, **overrides: Any) -> GraphSettings:
     values: dict[str, Any] = {
         "client_id": emu.client_id,
@@ -470,15 +483,7 @@ def test_read_customers_follows_every_page(partner: Emulator, client: GraphClien
 def test_read_customers_skips_unusable_items_and_the_partner_itself(
     partner: Emulator, client: GraphClient
 ) -> None:
-    partner.add_tenant(
-        TenantSpec(
-            PARTNER.tenant_id,
-            PARTNER.key,
-            PARTNER.name,
-            sizes={},
-            customers=(*PARTNER.customers, GdapCustomer(PARTNER.tenant_id, "Adatum itself")),
-        )
-    )
+    add_customer(partner, PARTNER.tenant_id, "Adatum itself")
     partner.inject(Fault("non_object_item", tenant_id=PARTNER.tenant_id))
     customers, skipped = read_customers(client, PARTNER.tenant_id)
     assert sorted(c.tenant_id for c in customers) == sorted(c.tenant_id for c in PARTNER.customers)
@@ -605,15 +610,7 @@ def test_discovery_dry_run_then_apply_keeps_existing_keys(
     assert {tid: keys[tid] for tid in planned} == planned and keys[FABRIKAM.tenant_id] == "fab"
 
     # A new customer appears later; the ones registered keep their keys, even the suffixed one.
-    partner.add_tenant(
-        TenantSpec(
-            PARTNER.tenant_id,
-            PARTNER.key,
-            PARTNER.name,
-            sizes={},
-            customers=(*PARTNER.customers, GdapCustomer(LATE, "Contoso Ltd.")),
-        )
-    )
+    add_customer(partner, LATE, "Contoso Ltd.")
     later = discover_tenants(conn, client, PARTNER.tenant_id, apply=True)
     assert [(c.tenant.tenant_id, c.tenant.key) for c in later.plan.of("new")] == [(LATE, "contoso-f00dfe")]
     assert {t.tenant_id: t.key for t in registry(db)} == {**keys, LATE: "contoso-f00dfe"}
@@ -694,15 +691,7 @@ def test_sensor_registers_discovered_customers_for_the_registry_sensor(
         assert list(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)) == ["societe-generale"]
 
         monkeypatch.setenv(GDAP_AUTO_ENABLE_ENV, "1")
-        partner.add_tenant(
-            TenantSpec(
-                PARTNER.tenant_id,
-                PARTNER.key,
-                PARTNER.name,
-                sizes={},
-                customers=(*PARTNER.customers, GdapCustomer(LATE, "Fabrikam West")),
-            )
-        )
+        add_customer(partner, LATE, "Fabrikam West")
         second = discovery_tick(instance, partner)
         assert "1 newly registered (enabled): fabrikam-west" in (second.skip_message or "")
         tick(instance, "1")
