@@ -116,6 +116,7 @@ class AcceptanceRow:
 
 # --- snapshots -----------------------------------------------------------------------------------------
 
+
 def snapshots_page(
     conn: psycopg.Connection, tenant_id: str, *, size: int, before_id: int | None = None
 ) -> Page[SnapshotRow]:

@@ -481,6 +481,7 @@ def missing_page(
 
 # --- runs --------------------------------------------------------------------------------------------
 
+
 @functools.cache
 def ledger_columns(ledger: RunLedger[Any, Any], row: type) -> str:
     """The SELECT list of a UI run row (its fields, in order): from the ledger's runs table `r`, the
