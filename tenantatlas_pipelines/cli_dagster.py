@@ -17,11 +17,11 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 EXIT_BY_STATUS = {"succeeded": 0, "failed": 1, "partial": 3, "skipped": 4}
 GRAPH_CONFIG_ENV = ("TENANTATLAS_GRAPH_URL", "TENANTATLAS_CLIENT_ID")
+_Run = TypeVar("_Run")
 
 
 # --- set-up shared by the commands -------------------------------------------------------------------
@@ -161,24 +162,33 @@ def open_instance() -> DagsterInstance:
     return DagsterInstance.get()
 
 
-def materialize_partition(
-    instance: DagsterInstance, db: Database, ref: PartitionRef, log_level: str = "CRITICAL"
-) -> PartitionOutcome:
-    """One run of the sync job for `ref` (sync + missing items + checks), read back from the ledger."""
+def execute_partition_job(
+    instance: DagsterInstance, job_name: str, ref: PartitionRef, log_level: str = "CRITICAL"
+) -> Any:
+    """One in-process run of a partitioned job for `ref` (its tenant registered as a partition first),
+    logging at `log_level`; failures are in the returned result, never raised."""
     from . import definitions
-    from .defs.jobs import SYNC_JOB_NAME
     from .defs.partitions import TENANT_PARTITIONS_NAME
 
     if not instance.has_dynamic_partition(TENANT_PARTITIONS_NAME, ref.tenant):
         instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, [ref.tenant])
-    job = definitions.defs.resolve_job_def(SYNC_JOB_NAME)
-    started = time.monotonic()
-    result = job.execute_in_process(
+    job = definitions.defs.resolve_job_def(job_name)
+    return job.execute_in_process(
         partition_key=ref.key,
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+
+
+def materialize_partition(
+    instance: DagsterInstance, db: Database, ref: PartitionRef, log_level: str = "CRITICAL"
+) -> PartitionOutcome:
+    """One run of the sync job for `ref` (sync + missing items + checks), read back from the ledger."""
+    from .defs.jobs import SYNC_JOB_NAME
+
+    started = time.monotonic()
+    result = execute_partition_job(instance, SYNC_JOB_NAME, ref, log_level)
     seconds = time.monotonic() - started
     ledger = ledger_for_run(db, ref, result.run_id) or _failure_summary(result, ref)
     high = low = None
@@ -189,12 +199,17 @@ def materialize_partition(
     )
 
 
-def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict[str, Any] | None:
-    """The ledger row the engine wrote for this Dagster run, as the CLI's JSON summary."""
-    from .defs.reporting import summary_from_sync_run
+def ledger_summary(
+    db: Database,
+    ref: PartitionRef,
+    dagster_run_id: str,
+    list_runs: Callable[..., Sequence[Any]],
+    summarize: Callable[..., dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The ledger row an engine wrote for this Dagster run (found among the partition's latest 20 rows
+    by `list_runs(scope, selection_hash, limit=)`), as `summarize(row, tenant_key=)` words it."""
     from .store.scope import tenant_scope
     from .store.selections import get_selection
-    from .store.sync_runs import list_runs
     from .store.tenants import get_tenant_by_key
 
     with db.connect() as conn:
@@ -203,22 +218,44 @@ def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict
         runs = list_runs(tenant_scope(conn, tenant.tenant_id), selection.selection_hash, limit=20)
     for run in runs:
         if run.dagster_run_id == dagster_run_id:
-            return summary_from_sync_run(run, tenant_key=tenant.key)
+            return summarize(run, tenant_key=tenant.key)
     return None
 
 
-def _failure_summary(result: Any, ref: PartitionRef) -> dict[str, Any]:
-    """No ledger row: the run was refused before the engine started; say why with the failure's text."""
-    message, codes = step_failure(result, "inventory_sync", "the Dagster run failed before the sync started")
+def refused_summary(
+    result: Any, ref: PartitionRef, step_key: str, default: str, id_field: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """No ledger row: the run was refused before the engine started; say why with the failure's text.
+    `id_field` (None) leads, `fields` (the run kind's own zero values) follow the partition."""
+    message, codes = step_failure(result, step_key, default)
     return {
-        "sync_run_id": None,
+        id_field: None,
         "status": "failed",
         "tenant_key": ref.tenant,
         "selection_name": ref.selection,
-        "counts": {},
+        **fields,
         "error_codes": codes or [str(ErrorCode.INTERNAL_ERROR)],
         "error_message": message,
     }
+
+
+def ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict[str, Any] | None:
+    """The sync ledger row the engine wrote for this Dagster run, as the CLI's JSON summary."""
+    from .defs.reporting import summary_from_sync_run
+    from .store.sync_runs import list_runs
+
+    return ledger_summary(db, ref, dagster_run_id, list_runs, summary_from_sync_run)
+
+
+def _failure_summary(result: Any, ref: PartitionRef) -> dict[str, Any]:
+    return refused_summary(
+        result,
+        ref,
+        "inventory_sync",
+        "the Dagster run failed before the sync started",
+        "sync_run_id",
+        {"counts": {}},
+    )
 
 
 def _missing_counts(db: Database, ref: PartitionRef) -> tuple[int | None, int | None]:
@@ -585,17 +622,14 @@ def step_failure(result: Any, step_key: str, default: str) -> tuple[str, list[st
     return message, codes
 
 
-@click.command("sync")
-@click.option("--tenant", required=True, help="Tenant key.")
-@click.option("--selection", required=True, help="Named selection.")
-@click.option("--json", "as_json", is_flag=True, help="Print the ledger result as JSON.")
-@click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr.")
-@handle_errors
-def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
-    """Materialize one (tenant, selection) partition through Dagster and print the ledger result.
-
-    Exit status 0 only when the sync succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
-    """
+def run_one_partition(
+    tenant: str,
+    selection: str,
+    verbose: bool,
+    materialize: Callable[[DagsterInstance, Database, PartitionRef, str], _Run],
+) -> _Run:
+    """What `sync` and `snapshot` share: refuse an unknown partition before Dagster records anything,
+    then `materialize` it once in the persistent instance (Dagster's logs on stderr when verbose)."""
     from .db import Database
 
     _quiet_dagster()
@@ -603,20 +637,57 @@ def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     ref = checked_partition(db, tenant, selection)
     _, env = _instance_env(db)
     with _environ(env), open_instance() as instance:
-        outcome = materialize_partition(instance, db, ref, "INFO" if verbose else "CRITICAL")
+        return materialize(instance, db, ref, "INFO" if verbose else "CRITICAL")
+
+
+def exit_with_summary(
+    summary: dict[str, Any], row: list[Any], headers: list[str], status: str, as_json: bool
+) -> NoReturn:
+    """Print one run's summary (JSON, or its table row and any error message) and exit with the
+    status's code (EXIT_BY_STATUS; 1 for anything else)."""
+    if as_json:
+        click.echo(json.dumps(summary, default=str, indent=2))
+    else:
+        print_table([row], headers)
+        if summary.get("error_message"):
+            click.echo(f"\n{summary['error_message']}")
+    sys.exit(EXIT_BY_STATUS.get(status, 1))
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def partition_run_options(json_help: str) -> Callable[[_Command], _Command]:
+    """The options of a command that runs one partition (`sync`, `snapshot`): --tenant, --selection,
+    --json (its help says what the JSON is), --verbose."""
+
+    def decorate(command: _Command) -> _Command:
+        command = click.option(
+            "--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr."
+        )(command)
+        command = click.option("--json", "as_json", is_flag=True, help=json_help)(command)
+        command = click.option("--selection", required=True, help="Named selection.")(command)
+        return click.option("--tenant", required=True, help="Tenant key.")(command)
+
+    return decorate
+
+
+@click.command("sync")
+@partition_run_options("Print the ledger result as JSON.")
+@handle_errors
+def sync(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
+    """Materialize one (tenant, selection) partition through Dagster and print the ledger result.
+
+    Exit status 0 only when the sync succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
+    """
+    outcome = run_one_partition(tenant, selection, verbose, materialize_partition)
     summary = {
         **outcome.ledger,
         "dagster_run_id": outcome.dagster_run_id,
         "missing_high": outcome.missing_high,
         "missing_low": outcome.missing_low,
     }
-    if as_json:
-        click.echo(json.dumps(summary, default=str, indent=2))
-    else:
-        print_table([_outcome_row(outcome)], OUTCOME_HEADERS)
-        if summary.get("error_message"):
-            click.echo(f"\n{summary['error_message']}")
-    sys.exit(EXIT_BY_STATUS.get(outcome.status, 1))
+    exit_with_summary(summary, _outcome_row(outcome), OUTCOME_HEADERS, outcome.status, as_json)
 
 
 @click.command("missing")

@@ -102,15 +102,10 @@ def materialize_dependencies(
     instance: DagsterInstance, ref: PartitionRef, log_level: str = "CRITICAL"
 ) -> str:
     """One run of `dependency_edges_job` for a partition (with its check); returns its Dagster run id."""
-    from . import definitions
+    from .cli_dagster import execute_partition_job
     from .defs.dependencies import DEPENDENCY_JOB_NAME
 
-    job = definitions.defs.resolve_job_def(DEPENDENCY_JOB_NAME)
-    result = job.execute_in_process(
-        partition_key=ref.key, instance=instance, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
-    return str(result.run_id)
+    return str(execute_partition_job(instance, DEPENDENCY_JOB_NAME, ref, log_level).run_id)
 
 
 def _partition_row(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict[str, Any]:

@@ -316,8 +316,8 @@ def demo_drift_round(
     again and materialize its drift, all through Dagster; one row per drift item found (empty when no
     tenant has enough content for the round). The last tenant that fits is used, so the missing-items
     round (which changes the first two) does not mix into it."""
+    from .cli_dagster import execute_partition_job
     from .cli_snapshots import materialize_snapshot
-    from .definitions import defs
     from .defs.drift import DRIFT_JOB_NAME
     from .defs.partitions import PartitionRef
     from .drift.demo import apply_demo_drift
@@ -333,12 +333,7 @@ def demo_drift_round(
             continue
         click.echo(f"\nDrift round: {demo.story}", err=True)
         materialize_snapshot(instance, db, ref, log_level)
-        result = defs.resolve_job_def(DRIFT_JOB_NAME).execute_in_process(
-            partition_key=ref.key,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        result = execute_partition_job(instance, DRIFT_JOB_NAME, ref, log_level)
         with db.connect() as conn:
             items = read_partition(tenant_scope(conn, get_tenant(conn, ref.tenant).tenant_id), ref.selection)
         expected = {e.external_id for e in demo.expected}

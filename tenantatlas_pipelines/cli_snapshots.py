@@ -7,13 +7,13 @@ and `show` read the store. JSON field names are a contract (scripts and the acce
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cli_common import handle_errors, print_table
+from .cli_dagster import partition_run_options
 from .errors import ErrorCode, TenantAtlasError
 
 if TYPE_CHECKING:
@@ -27,51 +27,24 @@ def materialize_snapshot(
     instance: DagsterInstance, db: Database, ref: PartitionRef, log_level: str = "CRITICAL"
 ) -> dict[str, Any]:
     """One run of the snapshot job for `ref`, read back from the snapshot ledger as the JSON summary."""
-    from . import definitions
-    from .defs.partitions import TENANT_PARTITIONS_NAME
+    from .cli_dagster import execute_partition_job, ledger_summary, refused_summary
+    from .defs.snapshot_reporting import snapshot_summary
     from .defs.snapshots import SNAPSHOT_JOB_NAME
+    from .store.snapshot_runs import list_snapshots
 
-    if not instance.has_dynamic_partition(TENANT_PARTITIONS_NAME, ref.tenant):
-        instance.add_dynamic_partitions(TENANT_PARTITIONS_NAME, [ref.tenant])
-    job = definitions.defs.resolve_job_def(SNAPSHOT_JOB_NAME)
     started = time.monotonic()
-    result = job.execute_in_process(
-        partition_key=ref.key, instance=instance, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    result = execute_partition_job(instance, SNAPSHOT_JOB_NAME, ref, log_level)
+    summary = ledger_summary(db, ref, result.run_id, list_snapshots, snapshot_summary) or refused_summary(
+        result,
+        ref,
+        "policy_snapshots",
+        "the Dagster run failed before the snapshot started",
+        "snapshot_id",
+        {"selection_hash": None, "objects": 0, "new_versions": 0},
     )
-    summary = _ledger_for_run(db, ref, result.run_id) or _refused(result, ref)
     summary["dagster_run_id"] = result.run_id
     summary["seconds"] = round(time.monotonic() - started, 2)
     return summary
-
-
-def _ledger_for_run(db: Database, ref: PartitionRef, dagster_run_id: str) -> dict[str, Any] | None:
-    from .defs.snapshot_reporting import snapshot_summary
-    from .store.scope import tenant_scope
-    from .store.selections import get_selection
-    from .store.snapshot_runs import list_snapshots
-    from .store.tenants import get_tenant
-
-    with db.connect() as conn:
-        tenant = get_tenant(conn, ref.tenant)
-        selection = get_selection(conn, ref.selection)
-        runs = list_snapshots(tenant_scope(conn, tenant.tenant_id), selection.selection_hash, limit=20)
-    for run in runs:
-        if run.dagster_run_id == dagster_run_id:
-            return snapshot_summary(run, tenant_key=tenant.key)
-    return None
-
-
-def _refused(result: Any, ref: PartitionRef) -> dict[str, Any]:
-    """No ledger row: the run was refused before the engine started; say why with the failure's text."""
-    from .cli_dagster import step_failure
-
-    message, codes = step_failure(
-        result, "policy_snapshots", "the Dagster run failed before the snapshot started"
-    )
-    return {"snapshot_id": None, "status": "failed", "tenant_key": ref.tenant,
-            "selection_name": ref.selection, "selection_hash": None, "objects": 0, "new_versions": 0,
-            "error_codes": codes or [str(ErrorCode.INTERNAL_ERROR)], "error_message": message}
 
 
 SUMMARY_HEADERS = ["tenant", "selection", "snapshot", "status", "objects", "new_versions", "references",
@@ -85,39 +58,17 @@ def summary_row(s: dict[str, Any]) -> list[Any]:
 
 
 @click.command("snapshot")
-@click.option("--tenant", required=True, help="Tenant key.")
-@click.option("--selection", required=True, help="Named selection.")
-@click.option("--json", "as_json", is_flag=True, help="Print the snapshot's ledger result as JSON.")
-@click.option("--verbose", is_flag=True, help="Show Dagster's run logs (INFO and up) on stderr.")
+@partition_run_options("Print the snapshot's ledger result as JSON.")
 @handle_errors
 def snapshot(tenant: str, selection: str, as_json: bool, verbose: bool) -> None:
     """Take one snapshot of a (tenant, selection) partition through Dagster and print the result.
 
     Exit status 0 only when the snapshot succeeded (1 failed, 3 partial, 4 skipped, 2 refused).
     """
-    from .cli_dagster import (
-        EXIT_BY_STATUS,
-        _environ,
-        _instance_env,
-        _quiet_dagster,
-        checked_partition,
-        open_instance,
-    )
-    from .db import Database
+    from .cli_dagster import exit_with_summary, run_one_partition
 
-    _quiet_dagster()
-    db = Database.from_env()
-    ref = checked_partition(db, tenant, selection)
-    _, env = _instance_env(db)
-    with _environ(env), open_instance() as instance:
-        summary = materialize_snapshot(instance, db, ref, "INFO" if verbose else "CRITICAL")
-    if as_json:
-        click.echo(json.dumps(summary, default=str, indent=2))
-    else:
-        print_table([summary_row(summary)], SUMMARY_HEADERS)
-        if summary.get("error_message"):
-            click.echo(f"\n{summary['error_message']}")
-    sys.exit(EXIT_BY_STATUS.get(str(summary.get("status")), 1))
+    summary = run_one_partition(tenant, selection, verbose, materialize_snapshot)
+    exit_with_summary(summary, summary_row(summary), SUMMARY_HEADERS, str(summary.get("status")), as_json)
 
 
 @click.group("snapshots")

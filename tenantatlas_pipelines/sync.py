@@ -10,12 +10,12 @@ A plain function the Dagster asset, the CLI and the benchmarks call; a thin call
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .normalize import InventoryRecord, ItemFiltered, ItemRejected, normalize_item
 from .policy_types import get_policy_type
-from .runs import RunKind, TypeContext, execute_run
+from .runs import RunKind, RunResultDict, TypeContext, execute_run
 from .store import sync_runs
 from .store.inventory import write_page
 from .store.locks import SYNC_NAMESPACE
@@ -29,7 +29,7 @@ _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SyncResult:
+class SyncResult(RunResultDict):
     """What one sync run did, read back from the ledger."""
 
     sync_run_id: int | None
@@ -52,12 +52,6 @@ class SyncResult:
     error_codes: tuple[str, ...]
     error_message: str | None
     types: tuple[sync_runs.TypeOutcome, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["error_codes"] = list(self.error_codes)
-        data["types"] = [asdict(t) for t in self.types]
-        return data
 
 
 def run_sync(

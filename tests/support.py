@@ -6,11 +6,30 @@ and only in tests that are about the store (Graph itself is tested against the e
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tenantatlas_pipelines ARGS` as a real process from the project root, with the test
+    session's environment plus `env`; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "tenantatlas_pipelines", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @dataclass

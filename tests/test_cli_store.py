@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
-from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database
+from tests.support import run_cli
 
 
 def tenantatlas(db: Database, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TENANTATLAS_DATABASE_URL": db.url}
-    return subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env={"TENANTATLAS_DATABASE_URL": db.url})
 
 
 def test_tenants_and_selections_round_trip(db: Database) -> None:
@@ -79,14 +69,7 @@ def test_bad_input_gets_a_stable_code_and_changes_nothing(db: Database) -> None:
 
 
 def test_dead_database_is_reported_with_its_code(db: Database) -> None:
-    env = {**os.environ, "TENANTATLAS_DATABASE_URL": "postgresql://nobody:s3cret-pw@127.0.0.1:9/none"}
-    out = subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", "tenants", "list"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    dead = {"TENANTATLAS_DATABASE_URL": "postgresql://nobody:s3cret-pw@127.0.0.1:9/none"}
+    out = run_cli("tenants", "list", env=dead, timeout=60)
     assert out.returncode == 2 and "error [database_unavailable]" in out.stderr
     assert "s3cret-pw" not in out.stderr + out.stdout

@@ -8,17 +8,15 @@ show a password, whether it sits in the userinfo, in a `password=` / `sslpasswor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database, redact_url
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
+from tests.support import run_cli
 
 SECRET = "Pw9NEEDLEq"
 FORMS = [
@@ -81,11 +79,7 @@ def _real_password(db: Database) -> str:
 
 
 def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TENANTATLAS_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", *args],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
+    return run_cli(*args, env={"TENANTATLAS_DATABASE_URL": url})
 
 
 def test_status_and_db_url_redact_a_query_password(db: Database) -> None:

@@ -19,6 +19,8 @@ from tests import drift_support as ds
 from tests.support import TENANT_A
 
 BASE = ["--tenant", "contoso", "--selection", "drift"]
+# `drift accept` of the one object the scenes change.
+ACCEPT_WIFI = ["drift", "accept", *BASE, "--policy-type", "deviceConfiguration", "--external-id", "wifi"]
 
 
 @pytest.fixture
@@ -50,20 +52,7 @@ def test_errors_have_codes_and_exit_2(scene) -> None:
         (["drift", *BASE, "--against", "baseline"], "no_baseline_snapshot"),
         (["drift", *BASE, "--against", "yesterday"], "baseline_not_usable"),
         (["drift", *BASE, "--against", "777"], "snapshot_not_found"),
-        (
-            [
-                "drift",
-                "accept",
-                *BASE,
-                "--policy-type",
-                "deviceConfiguration",
-                "--external-id",
-                "wifi",
-                "--note",
-                "x",
-            ],
-            "no_baseline_snapshot",
-        ),
+        ([*ACCEPT_WIFI, "--note", "x"], "no_baseline_snapshot"),
     ]:
         out = run(*args)
         assert out.exit_code == 2 and f"error [{code}]" in out.output, (args, out.output)
@@ -92,33 +81,10 @@ def test_drift_table_json_fail_on_drift_and_acceptance_cycle(scene) -> None:
         {"path": "ssid", "baseline": "corp", "current": "guest"}
     ]
 
-    missing_note = run(
-        "drift",
-        "accept",
-        *BASE,
-        "--policy-type",
-        "deviceConfiguration",
-        "--external-id",
-        "wifi",
-        "--note",
-        "  ",
-    )
+    missing_note = run(*ACCEPT_WIFI, "--note", "  ")
     assert missing_note.exit_code == 2
-    acc = run(
-        "drift",
-        "accept",
-        *BASE,
-        "--policy-type",
-        "deviceConfiguration",
-        "--external-id",
-        "wifi",
-        "--path",
-        "ssid",
-        "--note",
-        "guest SSID approved by CAB-12",
-        "--json",
-        operator="bob",
-    )
+    note = "guest SSID approved by CAB-12"
+    acc = run(*ACCEPT_WIFI, "--path", "ssid", "--note", note, "--json", operator="bob")
     assert acc.exit_code == 0, acc.output
     acceptance = json.loads(acc.output)
     assert (acceptance["accepted_by"], acceptance["path"]) == ("bob", "ssid")

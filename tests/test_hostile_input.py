@@ -9,17 +9,15 @@ input goes through the real command line (`python -m tenantatlas_pipelines`) aga
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.emulator import SECRET_PREFIX, Emulator, Fault, TenantSpec
 from tenantatlas_pipelines.errors import ErrorCode, TenantAtlasError
@@ -43,7 +41,7 @@ from tests.fault_helpers import (
     runs,
     spawn_sync,
 )
-from tests.support import TENANT_A, MemoryGraph, item
+from tests.support import TENANT_A, MemoryGraph, item, run_cli
 
 TYPES = ["conditionalAccessPolicy", "deviceConfiguration", "roleScopeTag", "settingsCatalogPolicy"]
 DC = "deviceConfiguration"
@@ -80,6 +78,37 @@ def assert_nothing_lost(before: dict[tuple[str, str], Row], after: dict[tuple[st
     for key, row in before.items():
         assert after[key].first_seen_at == row.first_seen_at, key
         assert after[key].last_seen_at >= row.last_seen_at, key
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The tenant after its clean sync: what the payload tests sync again and compare against."""
+
+    db: Database
+    conn: psycopg.Connection
+    emulator: Emulator
+    tenant_id: str
+    clean: dict[tuple[str, str], Row]
+
+    def sync(self, transport: httpx.BaseTransport | None = None) -> SyncResult:
+        return sync(self.db, self.emulator, transport)
+
+    def inventory_kept(self) -> dict[tuple[str, str], Row]:
+        """The tenant's inventory now, asserting first that nothing of the clean one was lost."""
+        after = inventory(self.conn, self.tenant_id)
+        assert_nothing_lost(self.clean, after)
+        return after
+
+
+@pytest.fixture
+def scene(
+    db: Database,
+    conn: psycopg.Connection,
+    emulator: Emulator,
+    contoso: TenantSpec,
+    clean: dict[tuple[str, str], Row],
+) -> Scene:
+    return Scene(db, conn, emulator, contoso.tenant_id, clean)
 
 
 # --- bytes the emulator cannot send: JSON escapes of surrogates, rewritten on the wire ------------------
@@ -142,14 +171,9 @@ BAD_PAYLOADS: list[tuple[dict[str, Any], str]] = [
 
 
 def test_hostile_payloads_are_stored_sanitised_or_counted_and_skipped_and_nothing_is_lost(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    wire: RewritingTransport,
+    scene: Scene, wire: RewritingTransport
 ) -> None:
-    tid = contoso.tenant_id
+    emulator, conn, tid = scene.emulator, scene.conn, scene.tenant_id
     for payload in GOOD_PAYLOADS.values():
         emulator.add_object(tid, DC, payload)
     for payload, _ in BAD_PAYLOADS:
@@ -157,16 +181,15 @@ def test_hostile_payloads_are_stored_sanitised_or_counted_and_skipped_and_nothin
     gone = emulator.objects(tid, "roleScopeTag")[-1]["id"]
     emulator.remove_object(tid, "roleScopeTag", gone)
 
-    result = sync(db, emulator, wire)
+    result = scene.sync(wire)
 
     # Every type was read; the bad items are counted and named, not fatal.
     assert result.status == "succeeded" and result.had_errors
     assert set(result.error_codes) == {code for _, code in BAD_PAYLOADS}
     dc = run_types(conn, result.sync_run_id)[DC]
     assert (dc["status"], dc["items_errors"]) == ("succeeded", len(BAD_PAYLOADS))
-    after = inventory(conn, tid)
-    assert_nothing_lost(clean, after)
-    new = {k: r for k, r in after.items() if k not in clean}
+    after = scene.inventory_kept()
+    new = {k: r for k, r in after.items() if k not in scene.clean}
     stored_ids = ("hostile-long-name", "hostile-nul", "hostile-unicode", "424242", "hostile-odd-types")
     assert set(new) == {(DC, i) for i in stored_ids}
 
@@ -204,20 +227,12 @@ def test_hostile_payloads_are_stored_sanitised_or_counted_and_skipped_and_nothin
     ],
 )
 def test_broken_items_and_pages_are_counted_or_fail_their_type_and_nothing_is_lost(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    fault: str,
-    policy_type: str,
-    type_status: str,
-    codes: set[str],
+    scene: Scene, fault: str, policy_type: str, type_status: str, codes: set[str]
 ) -> None:
-    tid = contoso.tenant_id
+    emulator, conn, tid = scene.emulator, scene.conn, scene.tenant_id
     emulator.inject(Fault(fault, tenant_id=tid, policy_type=policy_type))
 
-    result = sync(db, emulator)
+    result = scene.sync()
 
     assert set(result.error_codes) == codes and result.had_errors
     assert result.status == ("succeeded" if type_status == "succeeded" else "partial")
@@ -226,9 +241,8 @@ def test_broken_items_and_pages_are_counted_or_fail_their_type_and_nothing_is_lo
     if type_status == "succeeded":
         # non_object_item puts a string and a number in the page; item_without_id strips one id.
         assert outcome["items_errors"] == (2 if fault == "non_object_item" else 1)
-    after = inventory(conn, tid)
-    assert_nothing_lost(clean, after)
-    assert set(after) == set(clean), "a broken page or item must neither delete nor invent rows"
+    after = scene.inventory_kept()
+    assert set(after) == set(scene.clean), "a broken page or item must neither delete nor invent rows"
     others = [k for k in TYPES if k != policy_type]
     assert {k for k, r in after.items() if r.last_seen_sync_run_id == result.sync_run_id} >= expected_ids(
         emulator, tid, others
@@ -241,19 +255,12 @@ def test_broken_items_and_pages_are_counted_or_fail_their_type_and_nothing_is_lo
         assert {(i.policy_type, i.reason) for i in missing.items} == {(policy_type, "type_failed")}
 
 
-def test_escaped_surrogate_pairs_round_trip(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    wire: RewritingTransport,
-) -> None:
-    emulator.add_object(contoso.tenant_id, DC, {"id": "hostile-pair", "displayName": f"smile {MARK}-PAIR"})
-    result = sync(db, emulator, wire)
+def test_escaped_surrogate_pairs_round_trip(scene: Scene, wire: RewritingTransport) -> None:
+    pair = {"id": "hostile-pair", "displayName": f"smile {MARK}-PAIR"}
+    scene.emulator.add_object(scene.tenant_id, DC, pair)
+    result = scene.sync(wire)
     assert (result.status, result.had_errors) == ("succeeded", False)
-    after = inventory(conn, contoso.tenant_id)
-    assert_nothing_lost(clean, after)
+    after = scene.inventory_kept()
     assert after[(DC, "hostile-pair")].display_name == "smile \U0001f600"
 
 
@@ -267,26 +274,18 @@ def test_escaped_surrogate_pairs_round_trip(
     ids=["name", "meta", "id"],
 )
 def test_a_lone_surrogate_is_sanitised_or_counted_never_fatal(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    wire: RewritingTransport,
-    payload: dict[str, Any],
+    scene: Scene, wire: RewritingTransport, payload: dict[str, Any]
 ) -> None:
-    tid = contoso.tenant_id
-    emulator.add_object(tid, DC, payload)
-    emulator.add_object(tid, DC, {"id": "innocent-neighbour", "displayName": "same page"})
+    scene.emulator.add_object(scene.tenant_id, DC, payload)
+    scene.emulator.add_object(scene.tenant_id, DC, {"id": "innocent-neighbour", "displayName": "same page"})
 
-    result = sync(db, emulator, wire)
+    result = scene.sync(wire)
 
-    after = inventory(conn, tid)
-    assert_nothing_lost(clean, after)
+    after = scene.inventory_kept()
     assert result.status == "succeeded", (result.status, result.error_codes, result.error_message)
-    assert run_types(conn, result.sync_run_id)[DC]["status"] == "succeeded"
+    assert run_types(scene.conn, result.sync_run_id)[DC]["status"] == "succeeded"
     assert (DC, "innocent-neighbour") in after, "one bad string must not cost its page"
-    hostile = {k: r for k, r in after.items() if k not in clean and k[1] != "innocent-neighbour"}
+    hostile = {k: r for k, r in after.items() if k not in scene.clean and k[1] != "innocent-neighbour"}
     assert len(hostile) + result.errors == 1, "the hostile item is stored sanitised, or counted"
     for (_, external_id), row in hostile.items():
         text = external_id + (row.display_name or "") + json.dumps(row.meta, ensure_ascii=False)
@@ -316,42 +315,28 @@ def test_engine_survives_a_decoder_that_yields_lone_surrogates(
         assert not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
-def test_an_unexpected_failure_inside_one_type_fails_that_type_only(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-) -> None:
+def test_an_unexpected_failure_inside_one_type_fails_that_type_only(scene: Scene) -> None:
     """A control character in one type's nextLink (a JSON escape the paging code turns into a URL httpx
     refuses) is a failure of that type: the others are read, the run is `partial`, nothing is lost."""
     wire = RewritingTransport(
-        emulator.ca_path,
+        scene.emulator.ca_path,
         {b"/deviceManagement/configurationPolicies?": b"/deviceManagement/configurationPolicies\\u0001?"},
     )
     try:
-        result = sync(db, emulator, wire)
+        result = scene.sync(wire)
     finally:
         wire.close()
-    types = run_types(conn, result.sync_run_id)
+    types = run_types(scene.conn, result.sync_run_id)
     sc = types.pop("settingsCatalogPolicy")
     assert sc["status"] == "failed" and sc["error_code"] and sc["pages"] == 1
     assert {k: t["status"] for k, t in types.items()} == dict.fromkeys(types, "succeeded")
     assert result.status == "partial" and result.error_codes == (sc["error_code"],)
-    assert_nothing_lost(clean, inventory(conn, contoso.tenant_id))
+    scene.inventory_kept()
 
 
 # --- tenant and selection input through the command line ------------------------------------------------
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # TENANTATLAS_DATABASE_URL: the `db` fixture's
-    return subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env={"PYTHONWARNINGS": "ignore"})  # TENANTATLAS_DATABASE_URL: the `db` fixture's
 
 
 def store_state(conn: psycopg.Connection) -> tuple[Any, ...]:
@@ -402,14 +387,9 @@ ADD = ["tenants", "add", "--tenant-id"]
     ids=lambda v: v if isinstance(v, str) else " ".join(a[:24] for a in v)[:60],
 )
 def test_bad_tenant_and_selection_input_is_refused_with_a_stable_code_and_changes_nothing(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    args: list[str],
-    code: str,
+    scene: Scene, args: list[str], code: str
 ) -> None:
+    conn = scene.conn
     before = store_state(conn)
     proc = cli(*args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
@@ -466,16 +446,10 @@ PEAK_RSS_LIMIT_KIB = 400 * 1024
 
 @pytest.mark.parametrize("fault", ["huge_number", "deep_nesting"])
 def test_a_hostile_page_shape_fails_its_type_in_a_real_process_that_survives_in_bounded_memory(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    fault: str,
+    scene: Scene, fault: str
 ) -> None:
-    tid = contoso.tenant_id
-    emulator.inject(Fault(fault, tenant_id=tid, policy_type=DC))
-    proc = spawn_sync(db.url, graph_env(emulator), "contoso", "hostile")
+    scene.emulator.inject(Fault(fault, tenant_id=scene.tenant_id, policy_type=DC))
+    proc = spawn_sync(scene.db.url, graph_env(scene.emulator), "contoso", "hostile")
     try:
         outcome = child_result(proc, timeout=120)
     finally:
@@ -484,15 +458,14 @@ def test_a_hostile_page_shape_fails_its_type_in_a_real_process_that_survives_in_
             proc.wait()
     assert proc.returncode == 0, f"the sync process died (exit {proc.returncode})"
     assert outcome["status"] == "partial" and outcome["error_codes"] == ["graph_invalid_response"]
-    types = run_types(conn, outcome["sync_run_id"])
+    types = run_types(scene.conn, outcome["sync_run_id"])
     assert types[DC]["status"] == "failed" and types[DC]["error_code"] == "graph_invalid_response"
     assert "refused before decoding" in types[DC]["error_message"]
     assert {k for k, t in types.items() if t["status"] == "succeeded"} == set(TYPES) - {DC}
     print(f"{fault}: peak RSS of the sync process {outcome['max_rss_kib'] // 1024} MiB")
     assert outcome["max_rss_kib"] < PEAK_RSS_LIMIT_KIB, f"peak RSS {outcome['max_rss_kib'] // 1024} MiB"
-    after = inventory(conn, tid)
-    assert_nothing_lost(clean, after)
-    assert set(after) == set(clean)
+    after = scene.inventory_kept()
+    assert set(after) == set(scene.clean)
 
 
 class NextLinkTransport(RewritingTransport):
@@ -521,50 +494,41 @@ class NextLinkTransport(RewritingTransport):
     ],
     ids=["bracket-host", "control-char", "del-char"],
 )
-def test_a_nextlink_that_is_no_url_fails_its_type_not_the_run(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-    next_link: str,
-) -> None:
-    link = next_link.replace("{graph}", emulator.graph_url)
-    transport = NextLinkTransport(emulator.ca_path, "/deviceConfigurations", link)
+def test_a_nextlink_that_is_no_url_fails_its_type_not_the_run(scene: Scene, next_link: str) -> None:
+    link = next_link.replace("{graph}", scene.emulator.graph_url)
+    transport = NextLinkTransport(scene.emulator.ca_path, "/deviceConfigurations", link)
     try:
-        result = sync(db, emulator, transport)
+        result = scene.sync(transport)
     finally:
         transport.close()
     assert (result.status, result.error_codes) == ("partial", ("graph_invalid_response",)), result
-    types = run_types(conn, result.sync_run_id)
+    types = run_types(scene.conn, result.sync_run_id)
     assert types[DC]["status"] == "failed" and "not a valid URL" in types[DC]["error_message"]
     assert {k for k, t in types.items() if t["status"] == "succeeded"} == set(TYPES) - {DC}
     assert "\x01" not in types[DC]["error_message"] and "\x7f" not in types[DC]["error_message"]
-    assert_nothing_lost(clean, inventory(conn, contoso.tenant_id))
+    scene.inventory_kept()
 
 
-def test_a_timestamp_that_leaves_the_calendar_costs_its_field_not_its_page(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-) -> None:
-    tid = contoso.tenant_id
-    emulator.add_object(tid, DC, {"id": "hostile-year-one", "displayName": "year one",
-                                  "createdDateTime": "0001-01-01T00:00:00+01:00",
-                                  "lastModifiedDateTime": "9999-12-31T23:59:59-01:00", "version": 3})
-    emulator.add_object(tid, DC, {"id": "innocent-neighbour", "displayName": "same page"})
+def test_a_timestamp_that_leaves_the_calendar_costs_its_field_not_its_page(scene: Scene) -> None:
+    tid = scene.tenant_id
+    year_one = {
+        "id": "hostile-year-one",
+        "displayName": "year one",
+        "createdDateTime": "0001-01-01T00:00:00+01:00",
+        "lastModifiedDateTime": "9999-12-31T23:59:59-01:00",
+        "version": 3,
+    }
+    scene.emulator.add_object(tid, DC, year_one)
+    scene.emulator.add_object(tid, DC, {"id": "innocent-neighbour", "displayName": "same page"})
 
-    result = sync(db, emulator)
+    result = scene.sync()
 
     assert (result.status, result.had_errors) == ("succeeded", False), result
-    after = inventory(conn, tid)
-    assert_nothing_lost(clean, after)
+    after = scene.inventory_kept()
     odd = after[(DC, "hostile-year-one")]
     assert odd.meta == {"version": "3"} and odd.display_name == "year one"
     assert (DC, "innocent-neighbour") in after
-    assert run_types(conn, result.sync_run_id)[DC]["meta_keys_dropped"] >= 2  # the two timestamps
+    assert run_types(scene.conn, result.sync_run_id)[DC]["meta_keys_dropped"] >= 2  # the two timestamps
 
 
 STORE_APP_ID = "0b8f6a3e-5c1d-4e2f-9a7b-6c5d4e3f2a1b"
@@ -597,19 +561,13 @@ def test_an_object_that_becomes_filtered_is_seen_never_missing_with_high_confide
 UPPER_ID = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
 
 
-def test_ids_differing_only_in_case_are_one_object_never_a_missing_twin(
-    db: Database,
-    conn: psycopg.Connection,
-    emulator: Emulator,
-    contoso: TenantSpec,
-    clean: dict[tuple[str, str], Row],
-) -> None:
-    tid = contoso.tenant_id
+def test_ids_differing_only_in_case_are_one_object_never_a_missing_twin(scene: Scene) -> None:
+    emulator, conn, tid = scene.emulator, scene.conn, scene.tenant_id
     emulator.add_object(tid, DC, {"id": UPPER_ID, "displayName": "listed in upper case"})
-    first = sync(db, emulator)
+    first = scene.sync()
     emulator.remove_object(tid, DC, UPPER_ID)
     emulator.add_object(tid, DC, {"id": UPPER_ID.lower(), "displayName": "listed in lower case"})
-    second = sync(db, emulator)
+    second = scene.sync()
 
     assert (first.status, second.status, second.had_errors) == ("succeeded", "succeeded", False)
     after = inventory(conn, tid)

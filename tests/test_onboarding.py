@@ -8,10 +8,7 @@ bundled emulator over TLS with the production GraphClient (MSAL tokens, httpx pa
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,6 @@ from click.testing import CliRunner, Result
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, instance_for_test
 
 from tenantatlas_pipelines.cli import cli
-from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.defs.partitions import TENANT_PARTITIONS_NAME
 from tenantatlas_pipelines.defs.resources import GraphResource, InventoryDatabase, close_clients
@@ -50,6 +46,7 @@ from tenantatlas_pipelines.onboarding import (
     read_customers,
 )
 from tenantatlas_pipelines.store.tenants import Tenant, add_tenant, list_tenants, set_enabled
+from tests.support import run_cli
 from tests.test_dagster_automation import tick
 
 # --- the emulated partners ---------------------------------------------------------------------------
@@ -114,6 +111,19 @@ def partner(emu: Emulator) -> Iterator[Emulator]:
     yield emu
     emu.clear_faults()
     emu.add_tenant(PARTNER)
+
+
+def add_customer(emu: Emulator, tenant_id: str, name: str) -> None:
+    """One more GDAP customer of the partner (the `partner` fixture restores its list afterwards)."""
+    emu.add_tenant(
+        TenantSpec(
+            PARTNER.tenant_id,
+            PARTNER.key,
+            PARTNER.name,
+            sizes={},
+            customers=(*PARTNER.customers, GdapCustomer(tenant_id, name)),
+        )
+    )
 
 
 def settings_for(emu: Emulator, **overrides: Any) -> GraphSettings:
@@ -388,15 +398,7 @@ def test_cli_import_text_json_and_exit_codes(db: Database, tmp_path: Path) -> No
 def test_import_through_the_installed_entry_point(db: Database, tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes(b"\xef\xbb\xbftenant_id,key,name\r\n" + f"{A.upper()},contoso,Contoso\r\n".encode())
-    env = {**os.environ, "TENANTATLAS_DATABASE_URL": db.url}
-    run = subprocess.run(
-        [sys.executable, "-m", "tenantatlas_pipelines", "tenants", "import", str(path), "--json"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_cli("tenants", "import", str(path), "--json", env={"TENANTATLAS_DATABASE_URL": db.url})
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["added"][0]["tenant_id"] == A
 
@@ -481,15 +483,7 @@ def test_read_customers_follows_every_page(partner: Emulator, client: GraphClien
 def test_read_customers_skips_unusable_items_and_the_partner_itself(
     partner: Emulator, client: GraphClient
 ) -> None:
-    partner.add_tenant(
-        TenantSpec(
-            PARTNER.tenant_id,
-            PARTNER.key,
-            PARTNER.name,
-            sizes={},
-            customers=(*PARTNER.customers, GdapCustomer(PARTNER.tenant_id, "Adatum itself")),
-        )
-    )
+    add_customer(partner, PARTNER.tenant_id, "Adatum itself")
     partner.inject(Fault("non_object_item", tenant_id=PARTNER.tenant_id))
     customers, skipped = read_customers(client, PARTNER.tenant_id)
     assert sorted(c.tenant_id for c in customers) == sorted(c.tenant_id for c in PARTNER.customers)
@@ -616,15 +610,7 @@ def test_discovery_dry_run_then_apply_keeps_existing_keys(
     assert {tid: keys[tid] for tid in planned} == planned and keys[FABRIKAM.tenant_id] == "fab"
 
     # A new customer appears later; the ones registered keep their keys, even the suffixed one.
-    partner.add_tenant(
-        TenantSpec(
-            PARTNER.tenant_id,
-            PARTNER.key,
-            PARTNER.name,
-            sizes={},
-            customers=(*PARTNER.customers, GdapCustomer(LATE, "Contoso Ltd.")),
-        )
-    )
+    add_customer(partner, LATE, "Contoso Ltd.")
     later = discover_tenants(conn, client, PARTNER.tenant_id, apply=True)
     assert [(c.tenant.tenant_id, c.tenant.key) for c in later.plan.of("new")] == [(LATE, "contoso-f00dfe")]
     assert {t.tenant_id: t.key for t in registry(db)} == {**keys, LATE: "contoso-f00dfe"}
@@ -705,15 +691,7 @@ def test_sensor_registers_discovered_customers_for_the_registry_sensor(
         assert list(instance.get_dynamic_partitions(TENANT_PARTITIONS_NAME)) == ["societe-generale"]
 
         monkeypatch.setenv(GDAP_AUTO_ENABLE_ENV, "1")
-        partner.add_tenant(
-            TenantSpec(
-                PARTNER.tenant_id,
-                PARTNER.key,
-                PARTNER.name,
-                sizes={},
-                customers=(*PARTNER.customers, GdapCustomer(LATE, "Fabrikam West")),
-            )
-        )
+        add_customer(partner, LATE, "Fabrikam West")
         second = discovery_tick(instance, partner)
         assert "1 newly registered (enabled): fabrikam-west" in (second.skip_message or "")
         tick(instance, "1")

@@ -34,6 +34,7 @@ from dagster import (
 from ..db import Database
 from ..errors import TenantAtlasError
 from . import freshness, reporting
+from .automation import publish_partition
 from .checks import MISSING_CHECK_NAMES, MISSING_CHECK_SPECS, missing_items_check_results
 from .failures import ExplainedFailure
 from .inventory_checks import INVENTORY_CHECK_SPECS, inventory_check_results, sync_complete_result
@@ -158,6 +159,15 @@ def _as_evaluation(result: AssetCheckResult, partition_key: str) -> AssetCheckEv
     )
 
 
+def _missing_failure(ref: PartitionRef, exc: TenantAtlasError) -> Exception:
+    from ..error_docs import explain
+
+    return ExplainedFailure(
+        f"Missing items of {ref.tenant}/{ref.selection} could not be derived: {exc.message}\n"
+        f"- {explain(exc.code)}"
+    )
+
+
 @asset(
     partitions_def=sync_partitions,
     deps=[inventory_sync],
@@ -171,18 +181,7 @@ def _as_evaluation(result: AssetCheckResult, partition_key: str) -> AssetCheckEv
     "run, with confidence (high only after a clean run); published to the `missing_items` table.",
 )
 def missing_items(context: AssetExecutionContext, inventory_db: InventoryDatabase) -> MaterializeResult:
-    ref = partition_ref(context.partition_key)
-    try:
-        published = reporting.publish_missing(
-            inventory_db.get_database(), ref.tenant, ref.selection, dagster_run_id=context.run_id
-        )
-    except TenantAtlasError as exc:
-        from ..error_docs import explain
-
-        raise ExplainedFailure(
-            f"Missing items of {ref.tenant}/{ref.selection} could not be derived: {exc.message}\n"
-            f"- {explain(exc.code)}"
-        ) from None
+    ref, published = publish_partition(context, inventory_db, reporting.publish_missing, _missing_failure)
     metadata = _metadata(reporting.missing_metadata(published))
     metadata["dagster/row_count"] = len(published.frame)
     metadata["preview"] = MetadataValue.md(reporting.preview_markdown(published.frame))

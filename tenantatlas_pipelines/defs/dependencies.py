@@ -18,9 +18,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     AutomationCondition,
-    AutomationConditionSensorDefinition,
-    DefaultSensorStatus,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -29,8 +26,8 @@ from dagster import (
 )
 
 from ..dependencies.derive import derive_partition, partition_dangling
-from ..errors import TenantAtlasError
 from .assets import _metadata
+from .automation import eager_sensor, publish_partition, step_failure
 from .partitions import partition_ref, sync_partitions
 from .resources import InventoryDatabase
 from .snapshots import policy_snapshots
@@ -51,13 +48,7 @@ _MAX_LISTED = 20
     "Published to `dependency_edges`, replaced whole per partition.",
 )
 def dependency_edges(context: AssetExecutionContext, inventory_db: InventoryDatabase) -> MaterializeResult:
-    ref = partition_ref(context.partition_key)
-    try:
-        result = derive_partition(
-            inventory_db.get_database(), ref.tenant, ref.selection, dagster_run_id=context.run_id
-        )
-    except TenantAtlasError as exc:
-        raise Failure(description=f"dependency edges of {ref.tenant}/{ref.selection}: {exc}") from None
+    ref, result = publish_partition(context, inventory_db, derive_partition, step_failure("dependency edges"))
     if result.derived is None or result.header is None:
         context.log.warning(
             f"{ref.tenant}/{ref.selection} has no succeeded or partial snapshot yet: its published "
@@ -119,13 +110,10 @@ dependency_job = define_asset_job(
 
 # Materializes `dependency_edges` after a new snapshot of its partition, however the snapshot ran
 # (its schedule, the CLI, a backfill).
-dependency_edges_sensor = AutomationConditionSensorDefinition(
+dependency_edges_sensor = eager_sensor(
     "dependency_edges_after_snapshot",
-    target=AssetSelection.assets(dependency_edges),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    emit_backfills=False,
-    description="Evaluates `dependency_edges`' eager condition: re-derive a partition after its snapshot.",
+    dependency_edges,
+    "Evaluates `dependency_edges`' eager condition: re-derive a partition after its snapshot.",
 )
 
 DEPENDENCY_ASSETS = [dependency_edges]

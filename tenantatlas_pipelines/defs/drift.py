@@ -16,9 +16,6 @@ from dagster import (
     AssetKey,
     AssetSelection,
     AutomationCondition,
-    AutomationConditionSensorDefinition,
-    DefaultSensorStatus,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -26,8 +23,8 @@ from dagster import (
 )
 
 from ..drift import publish
-from ..errors import TenantAtlasError
-from .partitions import partition_ref, sync_partitions
+from .automation import eager_sensor, publish_partition, step_failure
+from .partitions import sync_partitions
 from .resources import InventoryDatabase
 
 SNAPSHOTS = AssetKey("policy_snapshots")
@@ -72,13 +69,7 @@ def drift_check_result(published: publish.Published) -> AssetCheckResult:
     "against the pinned baseline (else the previous snapshot); published to `drift_items`.",
 )
 def policy_drift(context: AssetExecutionContext, inventory_db: InventoryDatabase) -> MaterializeResult:
-    ref = partition_ref(context.partition_key)
-    try:
-        published = publish.publish_drift(
-            inventory_db.get_database(), ref.tenant, ref.selection, dagster_run_id=context.run_id
-        )
-    except TenantAtlasError as exc:
-        raise Failure(description=f"drift of {ref.tenant}/{ref.selection}: {exc}") from None
+    ref, published = publish_partition(context, inventory_db, publish.publish_drift, step_failure("drift"))
     metadata: dict[str, object] = {
         k: v if isinstance(v, int) else MetadataValue.text(str(v))
         for k, v in publish.drift_metadata(published).items()
@@ -98,13 +89,10 @@ def policy_drift(context: AssetExecutionContext, inventory_db: InventoryDatabase
 
 # Evaluates the eager condition: re-derive a partition's drift after its snapshot was materialized (a
 # run that already materialized `policy_drift` with the snapshot leaves nothing to request).
-policy_drift_sensor = AutomationConditionSensorDefinition(
+policy_drift_sensor = eager_sensor(
     "policy_drift_after_snapshot",
-    target=AssetSelection.assets(policy_drift),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    emit_backfills=False,
-    description="Evaluates `policy_drift`'s eager condition: re-derive a partition after its snapshot.",
+    policy_drift,
+    "Evaluates `policy_drift`'s eager condition: re-derive a partition after its snapshot.",
 )
 
 # Re-derive one partition's drift on demand (the demo, an operator after pinning a baseline or accepting).

@@ -7,10 +7,12 @@ limits from dagster.yaml.
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from dagster import (
     DefaultScheduleStatus,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
@@ -72,14 +74,29 @@ def schedule_requests(
     ]
 
 
-@schedule(
-    job=sync_job,
-    cron_schedule=sync_cron(),
-    execution_timezone=os.environ.get(TIMEZONE_ENV, "UTC"),
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Syncs every (tenant, selection) partition and refreshes its missing items.",
+def partition_schedule(name: str, job: Any, cron: str, description: str) -> ScheduleDefinition:
+    """A schedule of `job` that requests every enabled (tenant, selection) partition on each tick
+    (`tick_requests`), running by default, in TENANTATLAS_SYNC_TIMEZONE (default UTC)."""
+
+    @schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone=os.environ.get(TIMEZONE_ENV, "UTC"),
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def partition_tick(
+        context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
+    ) -> list[RunRequest] | SkipReason:
+        return tick_requests(context, inventory_db)
+
+    return partition_tick
+
+
+inventory_sync_schedule = partition_schedule(
+    "inventory_sync_schedule",
+    sync_job,
+    sync_cron(),
+    "Syncs every (tenant, selection) partition and refreshes its missing items.",
 )
-def inventory_sync_schedule(
-    context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
-) -> list[RunRequest] | SkipReason:
-    return tick_requests(context, inventory_db)

@@ -12,8 +12,6 @@ import os
 
 from dagster import (
     AddDynamicPartitionsRequest,
-    AssetSelection,
-    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     DeleteDynamicPartitionsRequest,
     RunRequest,
@@ -31,6 +29,7 @@ from ..store.tenants import list_tenants, validate_tenant_id
 from ..sync import SYNC
 from . import planning
 from .assets import missing_items
+from .automation import eager_sensor
 from .jobs import sync_job
 from .partitions import SELECTION_NAMES, TENANT_PARTITIONS_NAME, PartitionRef
 from .resources import GraphResource, InventoryDatabase
@@ -137,13 +136,10 @@ def gdap_discovery_sensor(
 
 # Refreshes missing items after a sync that ran without them (a UI materialization or backfill of
 # `inventory_sync` alone); runs of the sync job already include them, so it requests nothing then.
-missing_items_sensor = AutomationConditionSensorDefinition(
+missing_items_sensor = eager_sensor(
     "missing_items_after_sync",
-    target=AssetSelection.assets(missing_items),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    emit_backfills=False,
-    description="Evaluates `missing_items`' eager condition: re-derive a partition after its sync updated.",
+    missing_items,
+    "Evaluates `missing_items`' eager condition: re-derive a partition after its sync updated.",
 )
 
 

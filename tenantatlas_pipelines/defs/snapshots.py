@@ -10,20 +10,14 @@ limit keys on, shared with the sync runs of the tenant. The schedule is separate
 """
 
 
-import os
 
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
-    DefaultScheduleStatus,
     Failure,
     MaterializeResult,
-    RunRequest,
-    ScheduleEvaluationContext,
-    SkipReason,
     asset,
     define_asset_job,
-    schedule,
 )
 
 from ..errors import TenantAtlasError
@@ -31,7 +25,7 @@ from . import snapshot_reporting
 from .assets import _metadata
 from .partitions import partition_ref, sync_partitions
 from .resources import GraphResource, InventoryDatabase
-from .schedules import TIMEZONE_ENV, cron_from_env, tick_requests
+from .schedules import cron_from_env, partition_schedule
 
 GROUP = "snapshots"
 SNAPSHOT_JOB_NAME = "policy_snapshot_job"
@@ -92,14 +86,9 @@ snapshot_job = define_asset_job(
 )
 
 
-@schedule(
-    job=snapshot_job,
-    cron_schedule=snapshot_cron(),
-    execution_timezone=os.environ.get(TIMEZONE_ENV, "UTC"),
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Snapshots every (tenant, selection) partition (full content, separate from the sync).",
+policy_snapshots_schedule = partition_schedule(
+    "policy_snapshots_schedule",
+    snapshot_job,
+    snapshot_cron(),
+    "Snapshots every (tenant, selection) partition (full content, separate from the sync).",
 )
-def policy_snapshots_schedule(
-    context: ScheduleEvaluationContext, inventory_db: InventoryDatabase
-) -> list[RunRequest] | SkipReason:
-    return tick_requests(context, inventory_db)

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..store.drift_items import DriftCountColumns
+
 Kind = Literal["changed", "added", "missing"]
 BaselineKind = Literal["pinned", "previous", "explicit"]
 KINDS: tuple[Kind, ...] = ("changed", "added", "missing")
@@ -66,17 +68,8 @@ class DriftItem:
 
 
 @dataclass(frozen=True)
-class DriftCounts:
-    """The numbers the asset plots and the summary table keeps."""
-
-    items: int
-    changed: int
-    added: int
-    missing: int
-    high: int
-    low: int
-    accepted: int
-    unaccepted_high: int
+class DriftCounts(DriftCountColumns):
+    """The numbers the asset plots and the summary table keeps (its columns: store/drift_items.py)."""
 
     @classmethod
     def of(cls, items: tuple[DriftItem, ...] | list[DriftItem]) -> DriftCounts:

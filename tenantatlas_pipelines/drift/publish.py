@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, TenantAtlasError
-from ..store.drift_items import DriftResult, PublishedItem, replace_partition
+from ..store.drift_items import COUNT_FIELDS, DriftResult, PublishedItem, replace_partition
 from ..store.scope import tenant_scope
 from ..store.selections import get_selection
 from ..store.tenants import get_tenant
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # Outcomes that mean "nothing to compare yet", not "something is wrong".
 NOT_YET = (ErrorCode.NO_SNAPSHOT, ErrorCode.NO_BASELINE_SNAPSHOT)
 PREVIEW_ROWS = 20
-COUNT_FIELDS = ("items", "changed", "added", "missing", "high", "low", "accepted", "unaccepted_high")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,14 @@ How a new run kind plugs in
         return execute_run(SNAPSHOT, db, graph, tenant_key, selection_name, **kw).run
 """
 
-from .engine import RunKind, RunOutcome, TypeContext, execute_run, sweep_dead_runs, worker_name
+from .engine import RunKind, RunOutcome, RunResultDict, TypeContext, execute_run, sweep_dead_runs, worker_name
 
-__all__ = ["RunKind", "RunOutcome", "TypeContext", "execute_run", "sweep_dead_runs", "worker_name"]
+__all__ = [
+    "RunKind",
+    "RunOutcome",
+    "RunResultDict",
+    "TypeContext",
+    "execute_run",
+    "sweep_dead_runs",
+    "worker_name",
+]

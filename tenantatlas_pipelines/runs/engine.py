@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import psycopg
@@ -142,6 +142,20 @@ class RunOutcome(Generic[RunT]):
     selection: Selection
     run: RunT
     duration_s: float
+
+
+class RunResultDict:
+    """`as_dict` of a kind's result dataclass (sync.py SyncResult, snapshots/run.py SnapshotResult): its
+    fields in order, JSON-ready (error codes as a list, per-type outcomes as dicts)."""
+
+    error_codes: tuple[str, ...]
+    types: tuple[Any, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        data["error_codes"] = list(self.error_codes)
+        data["types"] = [asdict(t) for t in self.types]
+        return data
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode
-from ..runs import RunKind, TypeContext, execute_run
+from ..runs import RunKind, RunResultDict, TypeContext, execute_run
 from ..store import snapshot_runs
 from ..store.snapshot_objects import record_objects
 from ..store.snapshot_references import record_references
@@ -39,7 +39,7 @@ _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SnapshotResult:
+class SnapshotResult(RunResultDict):
     """What one snapshot run did, read back from its ledger row (the CLI's JSON is `as_dict()`)."""
 
     snapshot_id: int
@@ -61,12 +61,6 @@ class SnapshotResult:
     error_codes: tuple[str, ...]
     error_message: str | None
     types: tuple[snapshot_runs.SnapshotTypeOutcome, ...] = field(default=())
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["error_codes"] = list(self.error_codes)
-        data["types"] = [asdict(t) for t in self.types]
-        return data
 
 
 @dataclass

@@ -9,7 +9,7 @@ could.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +34,26 @@ class PublishedItem:
 
 
 @dataclass(frozen=True)
-class DriftResult:
-    """The summary row of one published partition."""
+class DriftCountColumns:
+    """The counts a partition's summary row keeps (drift_results, and the analyst view over it): declared
+    once for the row written here, the counts drift computes (drift/model.py) and the UI's row."""
+
+    items: int
+    changed: int
+    added: int
+    missing: int
+    high: int
+    low: int
+    accepted: int
+    unaccepted_high: int
+
+
+COUNT_FIELDS = tuple(f.name for f in fields(DriftCountColumns))
+
+
+@dataclass(frozen=True)
+class DriftResult(DriftCountColumns):
+    """The summary row of one published partition: its counts and these."""
 
     tenant_id: str
     tenant_key: str
@@ -46,14 +64,6 @@ class DriftResult:
     baseline_snapshot_id: int | None
     current_snapshot_id: int | None
     baseline_kind: str | None
-    items: int
-    changed: int
-    added: int
-    missing: int
-    high: int
-    low: int
-    accepted: int
-    unaccepted_high: int
     computed_at: datetime
     dagster_run_id: str | None
 
@@ -68,14 +78,7 @@ _RESULT_COLUMNS = (
     "baseline_snapshot_id",
     "current_snapshot_id",
     "baseline_kind",
-    "items",
-    "changed",
-    "added",
-    "missing",
-    "high",
-    "low",
-    "accepted",
-    "unaccepted_high",
+    *COUNT_FIELDS,
     "computed_at",
     "dagster_run_id",
 )

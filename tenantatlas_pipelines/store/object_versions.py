@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from ..snapshots.capture import CapturedObject
@@ -95,8 +96,21 @@ def versions_of_object(
     scope: TenantScope, policy_type: str, external_id: str, *, with_content: bool = False
 ) -> list[ObjectVersion]:
     """Every version of one object, oldest first, with the ids of the snapshots that saw each."""
+    return read_versions(scope.conn, scope.tenant_id, policy_type, external_id, with_content=with_content)
+
+
+def read_versions(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    policy_type: str,
+    external_id: str,
+    *,
+    with_content: bool = False,
+) -> list[ObjectVersion]:
+    """`versions_of_object` on a connection the caller has set up: a tenant scope's, or the UI's
+    read-only analyst session (which may read every tenant, so the tenant filter is the caller's)."""
     content = "v.content" if with_content else "NULL::jsonb"
-    with scope.conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT v.id AS version_id, v.policy_type, v.external_id, v.content_hash,
                        v.captured_at AS first_captured_at, v.first_snapshot_run_id AS first_snapshot_id,
@@ -107,6 +121,6 @@ def versions_of_object(
                 LEFT JOIN snapshot_objects o ON o.version_id = v.id AND o.tenant_id = v.tenant_id
                 WHERE v.tenant_id = %s AND v.policy_type = %s AND v.external_id = %s
                 GROUP BY v.id ORDER BY v.captured_at, v.id""",
-            (scope.tenant_id, policy_type, external_id),
+            (tenant_id, policy_type, external_id),
         ).fetchall()
     return [ObjectVersion(**{**r, "snapshot_ids": tuple(r["snapshot_ids"])}) for r in rows]

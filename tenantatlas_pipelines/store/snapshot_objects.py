@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from ..snapshots.assignments import with_reference_names
@@ -19,7 +20,7 @@ from ..snapshots.references import ReferenceIndex
 from . import snapshot_runs
 from .object_versions import store_versions
 from .scope import TenantScope
-from .snapshot_references import references_of_snapshot
+from .snapshot_references import read_references
 
 
 @dataclass(frozen=True)
@@ -83,21 +84,32 @@ ORDER BY v.policy_type, v.external_id"""
 
 
 def _read(
-    scope: TenantScope, snapshot_id: int, types: Sequence[str] | None, external_id: str | None,
-    with_content: bool, names: bool, parse: Callable[[str], Any] | None = None,
+    conn: psycopg.Connection,
+    tenant_id: str,
+    snapshot_id: int,
+    types: Sequence[str] | None,
+    external_id: str | None,
+    with_content: bool,
+    names: bool,
+    parse: Callable[[str], Any] | None = None,
 ) -> list[SnapshotObject]:
     content = "NULL::jsonb" if not with_content else "v.content::text" if parse else "v.content"
     sql = _SELECT.format(content=content)
-    with scope.conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            sql, {"t": scope.tenant_id, "s": snapshot_id,
-                  "types": list(types) if types is not None else None, "ext": external_id},
+            sql,
+            {
+                "t": tenant_id,
+                "s": snapshot_id,
+                "types": list(types) if types is not None else None,
+                "ext": external_id,
+            },
         ).fetchall()
     if parse is not None and with_content:
         for row in rows:
             row["content"] = parse(row["content"])
     if with_content and names and rows:
-        refs = ReferenceIndex(references_of_snapshot(scope, snapshot_id))
+        refs = ReferenceIndex(read_references(conn, tenant_id, snapshot_id))
         for row in rows:
             row["content"] = with_reference_names(row["content"], refs)
     return [SnapshotObject(**r) for r in rows]
@@ -112,14 +124,37 @@ def objects_of_snapshot(
 
     `parse`: turns each document's JSON text into its content instead of the plain JSON parse — compare
     rewrites tenant-specific strings in the text it has to parse anyway (compare/canonical.py)."""
-    return _read(scope, snapshot_id, policy_types, None, with_content, names, parse)
+    return read_objects(
+        scope.conn,
+        scope.tenant_id,
+        snapshot_id,
+        policy_types=policy_types,
+        with_content=with_content,
+        names=names,
+        parse=parse,
+    )
+
+
+def read_objects(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    snapshot_id: int,
+    *,
+    policy_types: Sequence[str] | None = None,
+    with_content: bool = True,
+    names: bool = True,
+    parse: Callable[[str], Any] | None = None,
+) -> list[SnapshotObject]:
+    """`objects_of_snapshot` on a connection the caller has set up: a tenant scope's, or the UI's
+    read-only analyst session (which may read every tenant, so the tenant filter is the caller's)."""
+    return _read(conn, tenant_id, snapshot_id, policy_types, None, with_content, names, parse)
 
 
 def object_in_snapshot(
     scope: TenantScope, snapshot_id: int, policy_type: str, external_id: str, *, names: bool = True
 ) -> SnapshotObject | None:
     """One object in one snapshot, or None when the snapshot did not see it."""
-    found = _read(scope, snapshot_id, [policy_type], external_id, True, names)
+    found = _read(scope.conn, scope.tenant_id, snapshot_id, [policy_type], external_id, True, names)
     return found[0] if found else None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import psycopg
+
 from ..snapshots.references import GroupType, Reference, RefKind
 from .scope import TenantScope
 from .snapshot_runs import REFERENCE_COUNTS_UPDATE
@@ -42,11 +44,19 @@ def references_of_snapshot(
     scope: TenantScope, snapshot_id: int, kind: RefKind | None = None
 ) -> list[Reference]:
     """The references a snapshot resolved (optionally of one kind), ordered by kind and id."""
-    rows = scope.conn.execute(
+    return read_references(scope.conn, scope.tenant_id, snapshot_id, kind)
+
+
+def read_references(
+    conn: psycopg.Connection, tenant_id: str, snapshot_id: int, kind: RefKind | None = None
+) -> list[Reference]:
+    """`references_of_snapshot` on a connection the caller has set up: a tenant scope's, or the UI's
+    read-only analyst session (which may read every tenant, so the tenant filter is the caller's)."""
+    rows = conn.execute(
         """SELECT ref_kind, ref_id, name, group_type, resolved FROM snapshot_references
            WHERE tenant_id = %s AND snapshot_run_id = %s AND (%s::text IS NULL OR ref_kind = %s)
            ORDER BY ref_kind, ref_id""",
-        (scope.tenant_id, snapshot_id, kind and str(kind), kind and str(kind)),
+        (tenant_id, snapshot_id, kind and str(kind), kind and str(kind)),
     ).fetchall()
     return [
         Reference(RefKind(k), i, n, GroupType(g) if g else None, bool(r)) for k, i, n, g, r in rows

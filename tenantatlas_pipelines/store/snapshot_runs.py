@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import psycopg
+
 from ..errors import ErrorCode, TenantAtlasError
 from .run_ledger import LedgerRunRow, LedgerTypeRow, RunLedger
 from .scope import TenantScope
@@ -94,14 +96,30 @@ def latest_snapshot(
 ) -> SnapshotRun | None:
     """The latest snapshot of a (tenant, selection_hash) with one of `statuses` (default: succeeded),
     optionally older than snapshot `before_id` (drift's "previous"); None when there is none."""
-    row = scope.conn.execute(
+    found = latest_snapshot_id(
+        scope.conn, scope.tenant_id, selection_hash, statuses=statuses, before_id=before_id
+    )
+    return LEDGER.get_run(scope, found) if found is not None else None
+
+
+def latest_snapshot_id(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    selection_hash: str,
+    *,
+    statuses: tuple[str, ...] = ("succeeded",),
+    before_id: int | None = None,
+) -> int | None:
+    """The id `latest_snapshot` reads, on a connection the caller has set up (a tenant scope's, or the
+    UI's read-only analyst session); ordered as the snapshot_runs_lineage index is."""
+    row = conn.execute(
         """SELECT id FROM snapshot_runs
            WHERE tenant_id = %s AND selection_hash = %s AND status = ANY(%s)
              AND (%s::bigint IS NULL OR id < %s)
            ORDER BY started_at DESC, id DESC LIMIT 1""",
-        (scope.tenant_id, selection_hash, list(statuses), before_id, before_id),
+        (tenant_id, selection_hash, list(statuses), before_id, before_id),
     ).fetchone()
-    return LEDGER.get_run(scope, int(row[0])) if row else None
+    return int(row[0]) if row else None
 
 
 def latest_succeeded_snapshot(scope: TenantScope, selection_hash: str) -> SnapshotRun | None:

@@ -14,12 +14,18 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from ..snapshots import GroupType, Reference, ReferenceIndex, RefKind
-from .queries import Page, keyset_page
+from ..snapshots import Reference, ReferenceIndex
+from ..store.drift_items import DriftCountColumns, PublishedItem
+from ..store.object_versions import read_versions
+from ..store.snapshot_objects import read_objects
+from ..store.snapshot_references import read_references
+from ..store.snapshot_runs import LEDGER as SNAPSHOT_LEDGER
+from ..store.snapshot_runs import latest_snapshot_id
+from .queries import Page, Timed, ledger_run, ledger_run_types, ledger_runs_page
 
 
 @dataclass(frozen=True)
-class SnapshotRow:
+class SnapshotRow(Timed):
     id: int
     tenant_id: str
     tenant_key: str
@@ -38,13 +44,9 @@ class SnapshotRow:
     throttled: int
     failed_types: list[str]
 
-    @property
-    def seconds(self) -> float | None:
-        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
-
 
 @dataclass(frozen=True)
-class SnapshotTypeRow:
+class SnapshotTypeRow(Timed):
     policy_type: str
     status: str
     error_code: str | None
@@ -60,12 +62,6 @@ class SnapshotTypeRow:
     started_at: datetime | None
     finished_at: datetime | None
 
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
 
 @dataclass(frozen=True)
 class VersionRow:
@@ -78,7 +74,7 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
-class DriftSummaryRow:
+class DriftSummaryRow(DriftCountColumns):
     tenant_key: str
     tenant_name: str
     selection_name: str
@@ -88,30 +84,16 @@ class DriftSummaryRow:
     current_snapshot_id: int | None
     baseline_kind: str | None
     pinned_snapshot_id: int | None
-    items: int
-    changed: int
-    added: int
-    missing: int
-    high: int
-    low: int
-    accepted: int
-    unaccepted_high: int
     computed_at: datetime
 
 
 @dataclass(frozen=True)
-class DriftItemRow:
+class DriftItemRow(PublishedItem):
+    """A published item (drift_items, through the analyst view) with its partition and whether it alerts."""
+
     tenant_key: str
     selection_name: str
-    policy_type: str
-    external_id: str
-    display_name: str | None
-    kind: str
-    confidence: str
-    reason: str | None
-    accepted: bool
     alerting: bool
-    changes: list[dict[str, Any]]
     baseline_snapshot_id: int
     current_snapshot_id: int
     baseline_kind: str
@@ -134,64 +116,40 @@ class AcceptanceRow:
 
 # --- snapshots -----------------------------------------------------------------------------------------
 
-_SNAPSHOT_COLUMNS = """s.id, s.tenant_id, t.key AS tenant_key, s.selection_name, s.status, s.error_codes,
-    s.error_message, s.started_at, s.finished_at, s.objects, s.new_versions, s.items_errors,
-    s.references_total, s.references_unresolved, s.requests, s.throttled,
-    coalesce((SELECT array_agg(st.policy_type ORDER BY st.policy_type) FROM snapshot_run_types st
-              WHERE st.snapshot_run_id = s.id AND st.status = 'failed'), '{}') AS failed_types"""
-
 
 def snapshots_page(
     conn: psycopg.Connection, tenant_id: str, *, size: int, before_id: int | None = None
 ) -> Page[SnapshotRow]:
     """A tenant's snapshots newest first, keyset-paged on the id."""
-    with conn.cursor(row_factory=class_row(SnapshotRow)) as cur:
-        rows = cur.execute(
-            f"""SELECT {_SNAPSHOT_COLUMNS} FROM snapshot_runs s JOIN tenants t ON t.tenant_id = s.tenant_id
-                WHERE s.tenant_id = %(t)s AND (%(before)s::bigint IS NULL OR s.id < %(before)s)
-                ORDER BY s.id DESC LIMIT %(limit)s""",
-            {"t": tenant_id, "before": before_id, "limit": size + 1},
-        ).fetchall()
-    return keyset_page(rows, size, before_id is not None, False)
+    return ledger_runs_page(
+        conn, SNAPSHOT_LEDGER, SnapshotRow, tenant_id=tenant_id, size=size, before_id=before_id
+    )
 
 
 def get_snapshot(conn: psycopg.Connection, snapshot_id: int) -> SnapshotRow | None:
-    with conn.cursor(row_factory=class_row(SnapshotRow)) as cur:
-        return cur.execute(
-            f"""SELECT {_SNAPSHOT_COLUMNS} FROM snapshot_runs s JOIN tenants t ON t.tenant_id = s.tenant_id
-                WHERE s.id = %s""",
-            (snapshot_id,),
-        ).fetchone()
+    return ledger_run(conn, SNAPSHOT_LEDGER, SnapshotRow, snapshot_id)
 
 
 def snapshot_types(conn: psycopg.Connection, snapshot_id: int) -> list[SnapshotTypeRow]:
     """Per-type outcomes of a snapshot, failed types first."""
-    with conn.cursor(row_factory=class_row(SnapshotTypeRow)) as cur:
-        return cur.execute(
-            """SELECT policy_type, status, error_code, error_message, objects, new_versions, items_errors,
-                      references_total, references_unresolved, pages, requests, throttled, started_at,
-                      finished_at
-               FROM snapshot_run_types WHERE snapshot_run_id = %s
-               ORDER BY (status = 'succeeded'), policy_type""",
-            (snapshot_id,),
-        ).fetchall()
+    return ledger_run_types(conn, SNAPSHOT_LEDGER, SnapshotTypeRow, snapshot_id)
 
 
 def object_versions(
     conn: psycopg.Connection, tenant_id: str, policy_type: str, external_id: str
 ) -> list[VersionRow]:
     """Every stored version of one object, oldest first, with how many snapshots saw it."""
-    with conn.cursor(row_factory=class_row(VersionRow)) as cur:
-        return cur.execute(
-            """SELECT v.id AS version_id, v.content_hash, v.captured_at,
-                      v.first_snapshot_run_id AS first_snapshot_id,
-                      count(o.snapshot_run_id)::int AS snapshots, max(o.snapshot_run_id) AS last_snapshot_id
-               FROM object_versions v
-               LEFT JOIN snapshot_objects o ON o.version_id = v.id
-               WHERE v.tenant_id = %s AND v.policy_type = %s AND v.external_id = %s
-               GROUP BY v.id ORDER BY v.captured_at, v.id""",
-            (tenant_id, policy_type, external_id),
-        ).fetchall()
+    return [
+        VersionRow(
+            version_id=v.version_id,
+            content_hash=v.content_hash,
+            captured_at=v.first_captured_at,
+            first_snapshot_id=v.first_snapshot_id,
+            snapshots=len(v.snapshot_ids),
+            last_snapshot_id=max(v.snapshot_ids, default=None),
+        )
+        for v in read_versions(conn, tenant_id, policy_type, external_id)
+    ]
 
 
 def version_contents(
@@ -383,14 +341,7 @@ def usage(conn: psycopg.Connection, tenant_id: str, kind: str, limit: int = 200)
 
 def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> ReferenceIndex:
     """The groups, filters and scope tags one snapshot resolved (to name a version's assignments)."""
-    rows = conn.execute(
-        """SELECT ref_kind, ref_id, name, group_type, resolved FROM snapshot_references
-           WHERE snapshot_run_id = %s AND tenant_id = %s""",
-        (snapshot_id, tenant_id),
-    ).fetchall()
-    return ReferenceIndex(
-        [Reference(RefKind(k), i, n, GroupType(g) if g else None, bool(r)) for k, i, n, g, r in rows]
-    )
+    return ReferenceIndex(read_references(conn, tenant_id, snapshot_id))
 
 
 # --- compare -----------------------------------------------------------------------------------------------
@@ -398,12 +349,7 @@ def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: i
 
 def latest_succeeded_snapshot_id(conn: psycopg.Connection, tenant_id: str, selection_hash: str) -> int | None:
     """The tenant's latest succeeded snapshot of a selection lineage (snapshot_runs_lineage index)."""
-    row = conn.execute(
-        """SELECT id FROM snapshot_runs WHERE tenant_id = %s AND selection_hash = %s AND status = 'succeeded'
-           ORDER BY started_at DESC, id DESC LIMIT 1""",
-        (tenant_id, selection_hash),
-    ).fetchone()
-    return None if row is None else int(row[0])
+    return latest_snapshot_id(conn, tenant_id, selection_hash)
 
 
 def snapshot_object_texts(
@@ -412,19 +358,13 @@ def snapshot_object_texts(
     """(policy type, external id, display name, normal form as JSON text) of every object one snapshot
     saw: compare rewrites the text before parsing it (compare/canonical.py)."""
     return [
-        (r[0], r[1], r[2], r[3])
-        for r in conn.execute(
-            """SELECT v.policy_type, v.external_id, o.display_name, v.content::text
-               FROM snapshot_objects o JOIN object_versions v ON v.id = o.version_id
-               WHERE o.snapshot_run_id = %s AND o.tenant_id = %s
-               ORDER BY v.policy_type, v.external_id""",
-            (snapshot_id, tenant_id),
-        )
+        (o.policy_type, o.external_id, o.display_name, str(o.content))
+        for o in read_objects(conn, tenant_id, snapshot_id, names=False, parse=str)
     ]
 
 
 def reference_list(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> list[Reference]:
-    return list(snapshot_references(conn, tenant_id, snapshot_id))
+    return read_references(conn, tenant_id, snapshot_id)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ arguments and returning frozen dataclasses. Lists are keyset-paged (`Page`), nev
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -17,6 +18,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from ..policy_types import REGISTRY
+from ..store.run_ledger import RunLedger
+from ..store.sync_runs import LEDGER as SYNC_LEDGER
 
 Direction = Literal["next", "prev"]
 T = TypeVar("T")
@@ -126,8 +129,22 @@ class MissingRow:
         return (self.tenant_id, self.selection_name, self.policy_type, self.external_id)
 
 
+class Timed:
+    """`seconds` of a UI row with started_at / finished_at: None while either is unknown (a run still
+    going, a type never started)."""
+
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 @dataclass(frozen=True)
-class RunRow:
+class RunRow(Timed):
     id: int
     tenant_id: str
     tenant_key: str
@@ -148,15 +165,9 @@ class RunRow:
     dagster_run_id: str | None
     failed_types: list[str]
 
-    @property
-    def seconds(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
 
 @dataclass(frozen=True)
-class RunTypeRow:
+class RunTypeRow(Timed):
     policy_type: str
     status: str
     error_code: str | None
@@ -173,12 +184,6 @@ class RunTypeRow:
     retries: int
     started_at: datetime | None
     finished_at: datetime | None
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 def keyset_page(rows: list[T], size: int, from_cursor: bool, backwards: bool) -> Page[T]:
@@ -476,22 +481,32 @@ def missing_page(
 
 # --- runs --------------------------------------------------------------------------------------------
 
-_RUN_COLUMNS = """r.id, r.tenant_id, t.key AS tenant_key, r.selection_name, r.status, r.had_errors,
-    r.error_codes, r.error_message, r.started_at, r.finished_at, r.items_observed, r.items_new,
-    r.items_changed, r.items_errors, r.requests, r.throttled, r.retries, r.dagster_run_id,
-    coalesce((SELECT array_agg(rt.policy_type ORDER BY rt.policy_type) FROM inventory_sync_run_types rt
-              WHERE rt.sync_run_id = r.id AND rt.status = 'failed'), '{}') AS failed_types"""
+
+@functools.cache
+def ledger_columns(ledger: RunLedger[Any, Any], row: type) -> str:
+    """The SELECT list of a UI run row (its fields, in order): from the ledger's runs table `r`, the
+    tenant's key from `t`, and the policy types that failed from its types table."""
+    special = {
+        "tenant_key": "t.key AS tenant_key",
+        "failed_types": f"""coalesce((SELECT array_agg(rt.policy_type ORDER BY rt.policy_type)
+              FROM {ledger.types_table} rt WHERE rt.{ledger.run_fk} = r.id AND rt.status = 'failed'),
+              '{{}}') AS failed_types""",
+    }
+    return ", ".join(special.get(f.name, f"r.{f.name}") for f in fields(row))
 
 
-def runs_page(
+def ledger_runs_page(
     conn: psycopg.Connection,
+    ledger: RunLedger[Any, Any],
+    row: type[T],
     *,
     tenant_id: str | None,
     status: str | None = None,
     size: int,
     before_id: int | None = None,
-) -> Page[RunRow]:
-    """Runs newest first (one tenant's or the fleet's), keyset-paged on the run id."""
+) -> Page[T]:
+    """Runs of one ledger (sync runs, snapshots) newest first, one tenant's or the fleet's, keyset-paged
+    on the run id."""
     where = [sql.SQL("true")]
     params: dict[str, Any] = {"limit": size + 1}
     if tenant_id:
@@ -504,33 +519,60 @@ def runs_page(
         where.append(sql.SQL("r.id < %(before)s"))
         params["before"] = before_id
     query = sql.SQL(
-        """SELECT {cols} FROM inventory_sync_runs r JOIN tenants t ON t.tenant_id = r.tenant_id
+        """SELECT {cols} FROM {runs} r JOIN tenants t ON t.tenant_id = r.tenant_id
            WHERE {where} ORDER BY r.id DESC LIMIT %(limit)s"""
-    ).format(cols=sql.SQL(_RUN_COLUMNS), where=sql.SQL(" AND ").join(where))
-    with conn.cursor(row_factory=class_row(RunRow)) as cur:
+    ).format(
+        cols=sql.SQL(ledger_columns(ledger, row)),
+        runs=sql.Identifier(ledger.runs_table),
+        where=sql.SQL(" AND ").join(where),
+    )
+    with conn.cursor(row_factory=class_row(row)) as cur:
         return keyset_page(cur.execute(query, params).fetchall(), size, before_id is not None, False)
 
 
-def get_run(conn: psycopg.Connection, run_id: int) -> RunRow | None:
-    with conn.cursor(row_factory=class_row(RunRow)) as cur:
+def ledger_run(conn: psycopg.Connection, ledger: RunLedger[Any, Any], row: type[T], run_id: int) -> T | None:
+    """One run of a ledger with its tenant's key and failed types."""
+    with conn.cursor(row_factory=class_row(row)) as cur:
         return cur.execute(
-            f"""SELECT {_RUN_COLUMNS} FROM inventory_sync_runs r JOIN tenants t ON t.tenant_id = r.tenant_id
-                WHERE r.id = %s""",
+            f"""SELECT {ledger_columns(ledger, row)} FROM {ledger.runs_table} r
+                JOIN tenants t ON t.tenant_id = r.tenant_id WHERE r.id = %s""",
             (run_id,),
         ).fetchone()
 
 
-def run_types(conn: psycopg.Connection, run_id: int) -> list[RunTypeRow]:
-    """Per-type outcomes of a run, failed types first."""
-    with conn.cursor(row_factory=class_row(RunTypeRow)) as cur:
+def ledger_run_types(
+    conn: psycopg.Connection, ledger: RunLedger[Any, Any], row: type[T], run_id: int
+) -> list[T]:
+    """Per-type outcomes of one run of a ledger (the row's fields), failed types first."""
+    with conn.cursor(row_factory=class_row(row)) as cur:
         return cur.execute(
-            """SELECT policy_type, status, error_code, error_message, items_observed, items_new,
-                      items_changed, items_errors, items_filtered, meta_keys_dropped, pages, requests,
-                      throttled, retries, started_at, finished_at
-               FROM inventory_sync_run_types WHERE sync_run_id = %s
-               ORDER BY (status = 'succeeded'), policy_type""",
+            f"""SELECT {", ".join(f.name for f in fields(row))} FROM {ledger.types_table}
+                WHERE {ledger.run_fk} = %s ORDER BY (status = 'succeeded'), policy_type""",
             (run_id,),
         ).fetchall()
+
+
+def runs_page(
+    conn: psycopg.Connection,
+    *,
+    tenant_id: str | None,
+    status: str | None = None,
+    size: int,
+    before_id: int | None = None,
+) -> Page[RunRow]:
+    """Sync runs newest first (one tenant's or the fleet's), keyset-paged on the run id."""
+    return ledger_runs_page(
+        conn, SYNC_LEDGER, RunRow, tenant_id=tenant_id, status=status, size=size, before_id=before_id
+    )
+
+
+def get_run(conn: psycopg.Connection, run_id: int) -> RunRow | None:
+    return ledger_run(conn, SYNC_LEDGER, RunRow, run_id)
+
+
+def run_types(conn: psycopg.Connection, run_id: int) -> list[RunTypeRow]:
+    """Per-type outcomes of a sync run, failed types first."""
+    return ledger_run_types(conn, SYNC_LEDGER, RunTypeRow, run_id)
 
 
 def run_history(
@@ -539,8 +581,8 @@ def run_history(
     """The latest `limit` runs of one tenant + selection, oldest first (the charts' series)."""
     with conn.cursor(row_factory=class_row(RunRow)) as cur:
         rows = cur.execute(
-            f"""SELECT {_RUN_COLUMNS} FROM inventory_sync_runs r JOIN tenants t ON t.tenant_id = r.tenant_id
-                WHERE r.tenant_id = %s AND r.selection_name = %s
+            f"""SELECT {ledger_columns(SYNC_LEDGER, RunRow)} FROM inventory_sync_runs r
+                JOIN tenants t ON t.tenant_id = r.tenant_id WHERE r.tenant_id = %s AND r.selection_name = %s
                 ORDER BY r.id DESC LIMIT %s""",
             (tenant_id, selection_name, limit),
         ).fetchall()

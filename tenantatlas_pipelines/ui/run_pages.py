@@ -3,9 +3,11 @@ snapshot, each with per-type outcomes and the error codes' sentences."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -70,15 +72,28 @@ class RunPages(Views):
             first_url=url("/runs", status=status) if page.has_prev else None,
         )
 
+    def _with_types(
+        self,
+        run_id: int,
+        get: Callable[[psycopg.Connection, int], Any],
+        get_types: Callable[[psycopg.Connection, int], list[Any]],
+        missing: str,
+    ) -> tuple[Any, list[Any], list[str]]:
+        """One run of a ledger (404 with `missing` when there is none), its per-type rows, and every
+        error code of the run and its types, sorted."""
+        with self.reader.session() as conn:
+            row = get(conn, run_id)
+            if row is None:
+                raise HTTPException(404, missing)
+            types = get_types(conn, run_id)
+        return row, types, sorted({*row.error_codes, *(t.error_code for t in types if t.error_code)})
+
     def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        with self.reader.session() as conn:
-            run = queries.get_run(conn, run_id)
-            if run is None:
-                raise HTTPException(404, f"There is no sync run {run_id}.")
-            types = queries.run_types(conn, run_id)
+        run, types, codes = self._with_types(
+            run_id, queries.get_run, queries.run_types, f"There is no sync run {run_id}."
+        )
         docs = error_docs()
-        codes = sorted({*run.error_codes, *(t.error_code for t in types if t.error_code)})
         return self.render(
             request, "run.html", run=run, types=types, docs=docs, error_codes=codes, tab="runs"
         )
@@ -104,12 +119,12 @@ class RunPages(Views):
 
     def snapshot(self, request: Request) -> Response:
         snapshot_id = request.path_params["snapshot_id"]
-        with self.reader.session() as conn:
-            snap = history_queries.get_snapshot(conn, snapshot_id)
-            if snap is None:
-                raise HTTPException(404, f"There is no snapshot {snapshot_id}.")
-            types = history_queries.snapshot_types(conn, snapshot_id)
-        codes = sorted({*snap.error_codes, *(t.error_code for t in types if t.error_code)})
+        snap, types, codes = self._with_types(
+            snapshot_id,
+            history_queries.get_snapshot,
+            history_queries.snapshot_types,
+            f"There is no snapshot {snapshot_id}.",
+        )
         return self.render(
             request, "snapshot.html", snap=snap, types=types, docs=error_docs(), error_codes=codes
         )
