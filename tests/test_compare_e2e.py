@@ -28,7 +28,11 @@ from tenantatlas_pipelines.db import Database
 from tenantatlas_pipelines.emulator import Emulator
 from tenantatlas_pipelines.graph.client import GraphClient
 from tenantatlas_pipelines.snapshots.run import run_snapshot
+from tenantatlas_pipelines.store.selections import get_selection
 from tenantatlas_pipelines.store.tenants import add_tenant
+from tenantatlas_pipelines.ui import compare_page
+from tenantatlas_pipelines.ui import queries as ui_queries
+from tenantatlas_pipelines.ui.reader import AnalystReader
 from tests.test_dagster_cli import GRAPH_VARS
 from tests.test_sync_e2e import settings_for
 
@@ -73,6 +77,23 @@ def test_one_baseline_in_two_tenants_compares_identical(
     assert len(result.items) == len(result.source.objects) == len(result.target.objects) > 40
     # assignments with groups and filters were compared (by name), not skipped
     assert any(a.get("group_id") for o in result.source.objects for a in o.content.get("assignments", []))
+
+    # The UI's Compare page reads the same sides through its read-only analyst session: same objects, same
+    # rewriting, same references, including an assignment filter that is both an object and a reference
+    # (the page once labelled its id like any other object's, where the CLI kept it as a reference).
+    reader = AnalystReader(db)
+    selection_hash = get_selection(conn, DEMO_SELECTION).selection_hash
+    try:
+        for side in (result.source, result.target):
+            objects, refs = {o.external_id for o in side.objects}, {r.ref_id for r in side.references}
+            assert objects & refs, "the premise: some object is also referenced (an assignment filter)"
+            with reader.session() as analyst:
+                info = ui_queries.get_tenant(analyst, side.tenant_key)
+                assert info is not None
+                page = compare_page.load_side(analyst, info, selection_hash)
+            assert page == side
+    finally:
+        reader.close()
 
 
 def test_demo_scenario_through_real_snapshots_and_the_cli(

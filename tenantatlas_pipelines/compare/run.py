@@ -16,8 +16,8 @@ from ..errors import ErrorCode, TenantAtlasError
 from ..store.fleet_alignment import AlignmentRecord, replace_alignment
 from ..store.scope import tenant_scope
 from ..store.selections import Selection, get_selection
-from ..store.snapshot_objects import objects_of_snapshot
-from ..store.snapshot_references import references_of_snapshot
+from ..store.snapshot_objects import read_objects
+from ..store.snapshot_references import read_references
 from ..store.snapshot_runs import get_snapshot, latest_succeeded_snapshot
 from ..store.tenants import Tenant, get_tenant
 from .alignment import Alignment, alignment_of
@@ -51,25 +51,34 @@ def pick_snapshot(conn: psycopg.Connection, tenant: Tenant, selection: Selection
 
 def load_side(conn: psycopg.Connection, tenant: Tenant, snapshot_id: int,
               domains: tuple[str, ...] = ()) -> Side:
-    """One tenant's snapshot as a compare side: normal forms with the tenant's id, its domains
-    (`<key>.onmicrosoft.com` and `domains`) and the ids of its other objects rewritten as they are
-    read (compare/canonical.py), and the snapshot's references."""
+    """One tenant's snapshot as a compare side, read in the tenant's scope (see `read_side`)."""
     scope = tenant_scope(conn, tenant.tenant_id)
     run = get_snapshot(scope, snapshot_id)
-    refs = references_of_snapshot(scope, snapshot_id)
+    side = read_side(scope.conn, tenant.tenant_id, tenant.key, snapshot_id, run.status, domains)
+    conn.commit()
+    return side
+
+
+def read_side(conn: psycopg.Connection, tenant_id: str, tenant_key: str, snapshot_id: int, status: str,
+              domains: tuple[str, ...] = ()) -> Side:
+    """A snapshot as a compare side: normal forms with the tenant's id, its domains
+    (`<key>.onmicrosoft.com` and `domains`) and the ids of its other objects rewritten as they are
+    read (compare/canonical.py), and the snapshot's references. On any connection that may read the
+    tenant's rows (its scope, or the UI's read-only analyst session): the CLI, the fleet asset and the
+    Compare page build their sides here, so they cannot disagree."""
+    refs = read_references(conn, tenant_id, snapshot_id)
     # The JSON texts first (parsed once, after rewriting): the labels need every object's name. Ids that
     # are references (an assignment filter is also an object) stay for the reference canonicaliser.
-    listed = objects_of_snapshot(scope, snapshot_id, names=False, parse=str)
+    listed = read_objects(conn, tenant_id, snapshot_id, names=False, parse=str)
     referenced = {r.ref_id for r in refs}
     labels = {o.external_id: object_label(o.policy_type, o.display_name) for o in listed
               if o.external_id not in referenced}
-    rewrite = identity_rewriter(tenant.tenant_id, (initial_domain(tenant.key), *domains), labels)
+    rewrite = identity_rewriter(tenant_id, (initial_domain(tenant_key), *domains), labels)
     objects = [
         SideObject(o.policy_type, o.external_id, o.display_name, json.loads(rewrite(str(o.content))))
         for o in listed
     ]
-    conn.commit()
-    return Side(tenant.key, tenant.tenant_id, snapshot_id, objects, refs, run.status)
+    return Side(tenant_key, tenant_id, snapshot_id, objects, refs, status)
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,20 @@
 package (`compare_sides`, `promotion_plan`: pure), loaded through the UI's analyst session.
 
 The compare package's own loader binds a tenant scope (the pipeline role), which an analyst session
-cannot take; this module reads the same rows with analyst SELECTs and applies the compare package's
-own identity rewriting (`identity_rewriter`, `object_label`, `initial_domain`) before matching, so the
-page and `tenantatlas compare` agree.
+cannot take; the page builds its sides with the same `compare.run.read_side` on the analyst session
+(same rows, same identity rewriting), so the page and `tenantatlas compare` agree.
 """
 
 from __future__ import annotations
-
-import json
 
 import psycopg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..compare.canonical import identity_rewriter, initial_domain, object_label
-from ..compare.engine import Side, SideObject, compare_sides
+from ..compare.engine import Side, compare_sides
 from ..compare.plan import promotion_plan
+from ..compare.run import read_side
 from . import history_queries, queries
 from .views import Views, display
 
@@ -32,12 +29,7 @@ def load_side(conn: psycopg.Connection, tenant: queries.TenantInfo, selection_ha
             f"{tenant.key} has no succeeded snapshot of this selection yet "
             f"(tenantatlas snapshot --tenant {tenant.key} --selection …).",
         )
-    rows = history_queries.snapshot_object_texts(conn, tenant.tenant_id, snapshot_id)
-    labels = {ext: object_label(ptype, name) for ptype, ext, name, _ in rows}
-    rewrite = identity_rewriter(tenant.tenant_id, (initial_domain(tenant.key),), labels)
-    objects = [SideObject(p, e, n, json.loads(rewrite(text))) for p, e, n, text in rows]
-    refs = history_queries.reference_list(conn, tenant.tenant_id, snapshot_id)
-    return Side(tenant.key, tenant.tenant_id, snapshot_id, objects, refs, "succeeded")
+    return read_side(conn, tenant.tenant_id, tenant.key, snapshot_id, "succeeded")
 
 
 def _changes(changes: tuple) -> list[tuple[str, str | None, str | None]]:  # type: ignore[type-arg]

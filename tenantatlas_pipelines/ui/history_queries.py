@@ -14,10 +14,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from ..snapshots import Reference, ReferenceIndex
+from ..snapshots import ReferenceIndex
 from ..store.drift_items import DriftCountColumns, PublishedItem
 from ..store.object_versions import read_versions
-from ..store.snapshot_objects import read_objects
 from ..store.snapshot_references import read_references
 from ..store.snapshot_runs import LEDGER as SNAPSHOT_LEDGER
 from ..store.snapshot_runs import latest_snapshot_id
@@ -350,21 +349,6 @@ def snapshot_references(conn: psycopg.Connection, tenant_id: str, snapshot_id: i
 def latest_succeeded_snapshot_id(conn: psycopg.Connection, tenant_id: str, selection_hash: str) -> int | None:
     """The tenant's latest succeeded snapshot of a selection lineage (snapshot_runs_lineage index)."""
     return latest_snapshot_id(conn, tenant_id, selection_hash)
-
-
-def snapshot_object_texts(
-    conn: psycopg.Connection, tenant_id: str, snapshot_id: int
-) -> list[tuple[str, str, str | None, str]]:
-    """(policy type, external id, display name, normal form as JSON text) of every object one snapshot
-    saw: compare rewrites the text before parsing it (compare/canonical.py)."""
-    return [
-        (o.policy_type, o.external_id, o.display_name, str(o.content))
-        for o in read_objects(conn, tenant_id, snapshot_id, names=False, parse=str)
-    ]
-
-
-def reference_list(conn: psycopg.Connection, tenant_id: str, snapshot_id: int) -> list[Reference]:
-    return read_references(conn, tenant_id, snapshot_id)
 
 
 @dataclass(frozen=True)
