@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from tenantatlas_pipelines.config import PROJECT_ROOT
 from tenantatlas_pipelines.db import Database, ensure_database, with_database
-from tenantatlas_pipelines.db.migrate import migration_files
+from tenantatlas_pipelines.db.migrate import apply_migrations, migration_files
 
 
 def test_concurrent_first_start_applies_each_migration_once(database_server_url: str) -> None:
@@ -37,6 +39,51 @@ def test_concurrent_first_start_applies_each_migration_once(database_server_url:
         recorded = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
         assert recorded == names
         assert conn.execute("SELECT count(*) FROM selections WHERE name = 'all'").fetchone() == (1,)
+
+
+RACED = """
+DO $$
+BEGIN
+    IF nextval('raced_attempts') = 1 THEN  -- the first attempt loses, as CREATE ROLE does to a twin
+        RAISE unique_violation USING
+            MESSAGE = 'duplicate key value violates unique constraint "pg_authid_rolname_index"',
+            CONSTRAINT = 'pg_authid_rolname_index';
+    END IF;
+END $$;
+CREATE TABLE raced (x int);
+"""
+
+
+def _fresh(database_server_url: str, suffix: str) -> Database:
+    name = f"tenantatlas_test_migrate_{suffix}_{os.getpid()}"
+    with psycopg.connect(with_database(database_server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    ensure_database(database_server_url, name)
+    db = Database(with_database(database_server_url, name))
+    with db.connect() as conn:  # outside any migration transaction: nextval survives the rollback
+        conn.execute("CREATE SEQUENCE raced_attempts")
+    return db
+
+
+def test_a_migration_that_lost_a_role_creation_race_is_applied_again(
+    database_server_url: str, tmp_path: Path
+) -> None:
+    """Roles are per server, the migration lock per database: two databases migrating at once can both
+    try to create a role (seen in the suite: two workers' fresh databases). The loser applies the
+    migration again, then sees the role; nothing else is retried."""
+    (tmp_path / "001_raced.sql").write_text(RACED)
+    db = _fresh(database_server_url, "role_race")
+    assert apply_migrations(db, tmp_path) == ["001_raced.sql"]
+    with db.connect() as conn:
+        assert conn.execute("SELECT to_regclass('raced') IS NOT NULL").fetchone() == (True,)
+        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("001_raced.sql",)]
+    # Any other unique violation is the migration's own error: not retried, nothing recorded.
+    (tmp_path / "001_raced.sql").write_text(RACED.replace("pg_authid_rolname_index", "selections_pkey"))
+    other = _fresh(database_server_url, "other_violation")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        apply_migrations(other, tmp_path)
+    with other.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
 
 
 def test_up_to_date_check_notices_missing_seeds(db: Database) -> None:

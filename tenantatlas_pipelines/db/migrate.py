@@ -1,7 +1,9 @@
 """Numbered `.sql` migrations from `sql/`, applied in order, each once, recorded in schema_migrations.
 
 Two processes starting at once serialise on an advisory lock, so the second sees the first one's work
-and applies nothing.
+and applies nothing. That lock is per database; roles are per server: two databases of one server
+migrating at once (tests, a second deployment) can both pass `IF NOT EXISTS` for a role and one
+`CREATE ROLE` then fails. That migration is applied again once, and then sees the role.
 """
 
 from __future__ import annotations
@@ -58,12 +60,30 @@ def apply_migrations(db: Database, directory: Path | None = None) -> list[str]:
             for path in files:
                 if path.name in done:
                     continue
-                with conn.transaction():
-                    conn.execute(path.read_text())
-                    conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.name,))
+                _apply(conn, path)
                 applied.append(path.name)
             conn.commit()
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
             conn.commit()
     return applied
+
+
+def _apply(conn: psycopg.Connection, path: Path) -> None:
+    """One migration in its own transaction, with its record; retried once after a role-creation race."""
+    for attempt in (1, 2):
+        try:
+            with conn.transaction():
+                conn.execute(path.read_text())
+                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.name,))
+            return
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject) as exc:
+            if attempt == 2 or not _lost_role_race(exc):
+                raise
+
+
+def _lost_role_race(exc: psycopg.Error) -> bool:
+    """Another database's migration created the same role between our check and our CREATE ROLE."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return exc.diag.constraint_name == "pg_authid_rolname_index"
+    return bool(re.match(r'role ".*" already exists', exc.diag.message_primary or ""))
