@@ -83,7 +83,8 @@ def _apply(conn: psycopg.Connection, path: Path) -> None:
 
 
 def _lost_role_race(exc: psycopg.Error) -> bool:
-    """Another database's migration created the same role between our check and our CREATE ROLE."""
+    """Another database's migration created the same role (or granted the same membership) between our
+    check and our CREATE ROLE (GRANT): a duplicate in the server-wide role catalogs."""
     if isinstance(exc, psycopg.errors.UniqueViolation):
-        return exc.diag.constraint_name == "pg_authid_rolname_index"
+        return (exc.diag.constraint_name or "").startswith(("pg_authid_", "pg_auth_members_"))
     return bool(re.match(r'role ".*" already exists', exc.diag.message_primary or ""))
