@@ -174,7 +174,7 @@ def storages(instance: Any) -> list[Any]:
 
 
 def pool_connections(
-    storage: Any, *, pool_size: int, max_overflow: int, shared: dict[tuple[str, int], Any] | None = None
+    storage: Any, *, pool_size: int, max_overflow: int, shared: dict[tuple[str, int], Any]
 ) -> bool:
     """Give a dagster-postgres storage a pooled engine (False for any other storage class).
 
@@ -192,9 +192,8 @@ def pool_connections(
 
     token_provider = getattr(storage, "_token_provider", None)
     key = (url, id(token_provider))
-    pooled = (shared or {}).get(key)
-    if pooled is None:
-        pooled = create_pg_engine(
+    if key not in shared:
+        shared[key] = create_pg_engine(
             url,
             token_provider,
             isolation_level="AUTOCOMMIT",
@@ -202,9 +201,7 @@ def pool_connections(
             max_overflow=max_overflow,
             pool_recycle=3600,
         )
-        if shared is not None:
-            shared[key] = pooled
-    storage._engine = pooled
+    storage._engine = shared[key]
     engine.dispose()
     return True
 

@@ -97,7 +97,9 @@ def warm_definitions(module: Any) -> int:
         if isinstance(value, Definitions):
             with contextlib.suppress(Exception):  # a broken definition fails in its run, with its error
                 repository = value.get_repository_def()
-                jobs += len([repository.get_job(name) for name in repository.job_names])
+                for name in repository.job_names:
+                    repository.get_job(name)
+                    jobs += 1
     return jobs
 
 
